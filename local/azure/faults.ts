@@ -1,0 +1,131 @@
+import { z } from 'zod';
+
+/** A fault rule: which requests it matches and what happens to them instead of (or before) the handler. */
+export const faultSchema = z
+  .strictObject({
+    /** Service label: `keyvault`, `entra`, `graph`, `databricks`, `accounts`, `sink`. */
+    service: z.string().optional(),
+    /** Vault or workspace name, for services with one origin per instance. */
+    instance: z.string().optional(),
+    method: z.string().toUpperCase().optional(),
+    /** Route template as shown in request counts (e.g. `/secrets/:name/?`), or a regular expression on the path. */
+    route: z.string().optional(),
+    pathPattern: z.string().optional(),
+    status: z.number().int().min(100).max(599).optional(),
+    body: z.unknown().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    retryAfterSeconds: z.number().nonnegative().optional(),
+    latencyMs: z.number().int().nonnegative().max(120_000).optional(),
+    /** Destroy the connection without a response. */
+    drop: z.boolean().optional(),
+    /** Apply to the next N matching requests, then disappear; absent means until cleared. */
+    times: z.number().int().positive().optional(),
+  })
+  .refine((f) => f.status !== undefined || f.latencyMs !== undefined || f.drop, {
+    message: 'a fault needs at least one of status, latencyMs or drop',
+  })
+  .refine((f) => f.pathPattern === undefined || isValidRegex(f.pathPattern), {
+    message: 'pathPattern is not a valid regular expression',
+    path: ['pathPattern'],
+  });
+
+export type FaultRule = z.infer<typeof faultSchema>;
+
+function isValidRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface RequestKey {
+  service: string;
+  instance?: string;
+  method: string;
+  route: string;
+  path: string;
+}
+
+interface ActiveFault {
+  id: number;
+  rule: FaultRule;
+  regex?: RegExp;
+  remaining: number;
+}
+
+/** Fault rules, applied in the order they were added; the first match wins. */
+export class Faults {
+  private rules: ActiveFault[] = [];
+  private nextId = 1;
+
+  add(rule: FaultRule): number {
+    const id = this.nextId++;
+    this.rules.push({
+      id,
+      rule,
+      regex: rule.pathPattern ? new RegExp(rule.pathPattern) : undefined,
+      remaining: rule.times ?? Infinity,
+    });
+    return id;
+  }
+
+  clear(): void {
+    this.rules = [];
+  }
+
+  list(): (FaultRule & { id: number; remaining: number | null })[] {
+    return this.rules.map((f) => ({
+      ...f.rule,
+      id: f.id,
+      remaining: Number.isFinite(f.remaining) ? f.remaining : null,
+    }));
+  }
+
+  /** Returns the rule that applies to this request and consumes one use of it. */
+  take(key: RequestKey): FaultRule | undefined {
+    const hit = this.rules.find(
+      ({ rule, regex }) =>
+        (rule.service === undefined || rule.service === key.service) &&
+        (rule.instance === undefined || rule.instance === key.instance) &&
+        (rule.method === undefined || rule.method === key.method) &&
+        (rule.route === undefined || rule.route === key.route) &&
+        (regex === undefined || regex.test(key.path)),
+    );
+    if (!hit) return undefined;
+    hit.remaining -= 1;
+    if (hit.remaining <= 0) this.rules = this.rules.filter((f) => f !== hit);
+    return hit.rule;
+  }
+}
+
+/** Request counts per `service[/instance] METHOD route`. */
+export class RequestCounts {
+  private counts = new Map<string, number>();
+
+  static label(key: Omit<RequestKey, 'path'>): string {
+    const service = key.instance ? `${key.service}/${key.instance}` : key.service;
+    return `${service} ${key.method} ${key.route}`;
+  }
+
+  record(key: RequestKey): void {
+    const label = RequestCounts.label(key);
+    this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
+  }
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  /** Sum of counts whose label starts with the prefix, e.g. `keyvault/vault1 GET`. */
+  total(prefix = ''): number {
+    let n = 0;
+    for (const [label, count] of this.counts) if (label.startsWith(prefix)) n += count;
+    return n;
+  }
+
+  reset(): void {
+    this.counts.clear();
+  }
+}
