@@ -61,6 +61,12 @@ export function controlRoutes(azure: LocalAzure, router: Router): void {
     .add('GET', '/control/eventgrid/subscriptions', () =>
       json(200, { subscriptions: azure.events.listSubscriptions() }),
     )
+    .add('DELETE', '/control/eventgrid/subscriptions/:id', (req) => {
+      if (azure.events.unsubscribe(req.params.id as string)) return { status: 204 };
+      throw new HttpError(404, {
+        error: { code: 'NotFound', message: `no event subscription ${req.params.id}` },
+      });
+    })
     .add('GET', '/control/eventgrid/events', () =>
       json(200, {
         published: azure.events.published,

@@ -1,10 +1,21 @@
 import { z } from 'zod';
 
+/** Services as request counts and faults name them (`msi` is the managed-identity endpoint). */
+export const FAULT_SERVICES = [
+  'entra',
+  'msi',
+  'graph',
+  'sink',
+  'keyvault',
+  'databricks',
+  'accounts',
+] as const;
+
 /** A fault rule: which requests it matches and what happens to them instead of (or before) the handler. */
 export const faultSchema = z
   .strictObject({
-    /** Service label: `keyvault`, `entra`, `graph`, `databricks`, `accounts`, `sink`. */
-    service: z.string().optional(),
+    /** Service label, as request counts show it. */
+    service: z.enum(FAULT_SERVICES).optional(),
     /** Vault or workspace name, for services with one origin per instance. */
     instance: z.string().optional(),
     method: z.string().toUpperCase().optional(),
@@ -14,7 +25,7 @@ export const faultSchema = z
     status: z.number().int().min(100).max(599).optional(),
     body: z.unknown().optional(),
     headers: z.record(z.string(), z.string()).optional(),
-    retryAfterSeconds: z.number().nonnegative().optional(),
+    retryAfterSeconds: z.number().int().nonnegative().optional(),
     latencyMs: z.number().int().nonnegative().max(120_000).optional(),
     /** Destroy the connection without a response. */
     drop: z.boolean().optional(),

@@ -54,6 +54,7 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       objectId: mi.principalId ?? newId(),
       displayName: mi.name,
       kind: 'managedIdentity',
+      graphRoles: new Set(mi.graphRoles ?? []),
     });
   }
 

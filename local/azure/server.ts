@@ -36,6 +36,19 @@ export class Clock {
   }
 }
 
+/**
+ * The service a request belongs to, as request counts and fault rules name it. The main origin hosts
+ * several services (see LocalAzure.url), told apart by path.
+ */
+function serviceOf(listener: Listener, path: string): string {
+  if (listener.service !== 'main') return listener.service;
+  if (path.startsWith('/graph/')) return 'graph';
+  if (path.startsWith('/sink/')) return 'sink';
+  if (path.startsWith('/msi/')) return 'msi';
+  if (path.startsWith('/control/')) return 'control';
+  return 'entra';
+}
+
 /** One HTTPS origin: the main one, one per vault, one per workspace, and the Databricks account host. */
 export interface Listener {
   service: string;
@@ -86,7 +99,8 @@ export class LocalServers {
   ): Promise<Listener> {
     const server = createServer({ cert: this.certs.certPem, key: this.certs.keyPem });
     const listener: Listener = { service, instance: options.instance, router, server, url: '' };
-    server.on('request', (req, res) => void this.dispatch(listener, req, res));
+    // A client that aborts mid-body rejects the body read; drop that request instead of crashing the process.
+    server.on('request', (req, res) => void this.dispatch(listener, req, res).catch(() => res.destroy()));
     // Keep-alive sockets would hold the process open after stop(); close them with the server.
     server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {
@@ -99,7 +113,9 @@ export class LocalServers {
   }
 
   async close(listener: Listener): Promise<void> {
-    this.listeners.splice(this.listeners.indexOf(listener), 1);
+    const index = this.listeners.indexOf(listener);
+    if (index < 0) return;
+    this.listeners.splice(index, 1);
     await new Promise<void>((resolve) => {
       listener.server.close(() => resolve());
       listener.server.closeAllConnections();
@@ -118,7 +134,7 @@ export class LocalServers {
     const match = listener.router.match(method, url.pathname);
     const route = typeof match === 'object' ? match.template : '(unmatched)';
     const key: RequestKey = {
-      service: listener.service,
+      service: serviceOf(listener, url.pathname),
       instance: listener.instance,
       method,
       route,

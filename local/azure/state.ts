@@ -25,7 +25,15 @@ const name = z.string().min(1).max(127);
 export const seedSchema = z
   .object({
     managedIdentities: z
-      .array(z.strictObject({ name, clientId: z.uuid().optional(), principalId: z.uuid().optional() }))
+      .array(
+        z.strictObject({
+          name,
+          clientId: z.uuid().optional(),
+          principalId: z.uuid().optional(),
+          /** Graph application permissions granted to the identity (e.g. the rotator's Mail.Send). */
+          graphRoles: z.array(z.enum(GRAPH_ROLES)).optional(),
+        }),
+      )
       .optional(),
     apps: z
       .array(
@@ -175,6 +183,8 @@ export interface Principal {
 
 export interface ManagedIdentity extends Principal {
   name: string;
+  /** Graph application permissions, carried as `roles` in its Graph tokens. */
+  graphRoles?: Set<string>;
 }
 
 export interface PasswordCredential {

@@ -44,7 +44,9 @@ export class TokenService {
   ): { token: string; expiresOn: number } {
     const now = Math.floor(Date.now() / 1000);
     const state = this.state();
-    const roles = state.apps.find((a) => a.servicePrincipal.objectId === principal.objectId)?.graphRoles;
+    const roles =
+      state.apps.find((a) => a.servicePrincipal.objectId === principal.objectId)?.graphRoles ??
+      state.managedIdentities.find((m) => m.objectId === principal.objectId)?.graphRoles;
     const exp = now + lifetimeSeconds;
     const claims: JwtClaims = {
       aud: audience,
@@ -60,7 +62,8 @@ export class TokenService {
       idtyp: 'app',
       ver: '2.0',
       uti: randomUUID(),
-      ...(roles && audience === RESOURCES.graph ? { roles: [...roles] } : {}),
+      // Entra leaves `roles` out when the principal holds no app roles on the resource.
+      ...(roles?.size && audience === RESOURCES.graph ? { roles: [...roles] } : {}),
       ...extra,
     };
     return { token: this.key.sign(claims), expiresOn: exp };

@@ -34,9 +34,9 @@ export function entraRoutes(em: Emulator, router: Router): void {
     if (tenant !== em.state.tenantId && tenant !== 'organizations') {
       throw aadError(
         400,
-        'invalid_request',
+        'invalid_tenant',
         90002,
-        `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID.`,
+        `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
       );
     }
   };

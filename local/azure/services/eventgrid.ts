@@ -25,7 +25,7 @@ export const subscriptionSchema = z.strictObject({
   retryDelayMs: z.number().int().nonnegative().max(60_000).default(250),
 });
 export type SubscriptionInput = z.input<typeof subscriptionSchema>;
-type Subscription = z.infer<typeof subscriptionSchema> & { id: string };
+export type Subscription = z.infer<typeof subscriptionSchema> & { id: string };
 
 export interface EventGridEvent {
   id: string;
@@ -50,20 +50,37 @@ export interface DeliveryRecord {
   subscriptionId: string;
   eventId: string;
   eventType: string;
+  /** 1-based; the subscriber saw `aeg-delivery-count: attempt - 1`. */
   attempt: number;
   status: number | 'error';
   at: string;
 }
 
+export interface DeadLetter {
+  subscriptionId: string;
+  event: EventGridEvent;
+  /** Event Grid's dead-letter reasons: retries used up, or a status it never retries. */
+  deadLetterReason: 'MaxDeliveryAttemptsExceeded' | 'DeliveryFailed';
+  deliveryAttempts: number;
+  lastStatus: number | 'error';
+}
+
+/** Webhook answers Event Grid does not retry (delivery-and-retry docs); the event is dead-lettered at once. */
+const NOT_RETRIED = new Set([400, 401, 403, 413]);
+/** Event Grid counts only these as delivered. */
+const DELIVERED = new Set([200, 201, 202, 203, 204]);
+/** Event Grid waits 30 s for an answer; backs off to at most hourly retries. */
+const DELIVERY = { timeoutMs: 30_000, maxRetryDelayMs: 3_600_000 } as const;
+
 /** The Event Grid system topic of every emulated vault, with push delivery and retry. */
 export class KeyVaultEventGrid {
   readonly published: EventGridEvent[] = [];
   readonly deliveries: DeliveryRecord[] = [];
-  readonly deadLettered: { subscriptionId: string; event: EventGridEvent; lastStatus: number | 'error' }[] =
-    [];
+  readonly deadLettered: DeadLetter[] = [];
   private subscriptions: Subscription[] = [];
   private readonly inFlight = new Set<Promise<void>>();
-  private closed = false;
+  /** Aborted by reset() and close(), so pending retries neither outlive them nor record into new state. */
+  private abort = new AbortController();
 
   constructor(
     private readonly state: () => State,
@@ -78,11 +95,20 @@ export class KeyVaultEventGrid {
     return sub.id;
   }
 
+  /** Removes a subscription; deliveries already under way finish. Returns whether it existed. */
+  unsubscribe(id: string): boolean {
+    const before = this.subscriptions.length;
+    this.subscriptions = this.subscriptions.filter((s) => s.id !== id);
+    return this.subscriptions.length < before;
+  }
+
   listSubscriptions(): Subscription[] {
     return [...this.subscriptions];
   }
 
   reset(): void {
+    this.abort.abort();
+    this.abort = new AbortController();
     this.subscriptions = [];
     this.published.length = 0;
     this.deliveries.length = 0;
@@ -95,6 +121,7 @@ export class KeyVaultEventGrid {
     secretName: string,
     version: string,
   ): void {
+    if (this.abort.signal.aborted) return;
     const secret = this.state()
       .vaults.get(vault.name)
       ?.secrets.get(secretName)
@@ -121,7 +148,9 @@ export class KeyVaultEventGrid {
     for (const sub of this.subscriptions) {
       if (sub.eventTypes && !sub.eventTypes.includes(eventType)) continue;
       if (sub.vaults && !sub.vaults.includes(vault.name)) continue;
-      const delivery = this.deliver(sub, event).finally(() => this.inFlight.delete(delivery));
+      const delivery = this.deliver(sub, event, this.abort.signal).finally(() =>
+        this.inFlight.delete(delivery),
+      );
       this.inFlight.add(delivery);
     }
   }
@@ -146,17 +175,19 @@ export class KeyVaultEventGrid {
     }
   }
 
-  /** Resolves when every delivery started so far has succeeded or been dead-lettered. */
+  /** Resolves when every delivery started so far has succeeded, been dead-lettered or been cancelled. */
   async idle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
+  /** Stops delivering: pending retries are cancelled, new events are dropped. */
   close(): void {
-    this.closed = true;
+    this.abort.abort();
   }
 
-  private async deliver(sub: Subscription, event: EventGridEvent): Promise<void> {
+  private async deliver(sub: Subscription, event: EventGridEvent, cancel: AbortSignal): Promise<void> {
     const cloud = sub.schema === 'CloudEventSchemaV1_0';
+    // Without output batching Event Grid posts an array of one event; CloudEvents go one per request.
     const body = cloud ? JSON.stringify(toCloudEvent(event)) : JSON.stringify([event]);
     const headers = {
       'content-type': cloud
@@ -164,21 +195,26 @@ export class KeyVaultEventGrid {
         : 'application/json; charset=utf-8',
       'aeg-event-type': 'Notification',
       'aeg-subscription-name': sub.id.toUpperCase(),
+      'aeg-data-version': event.dataVersion,
+      'aeg-metadata-version': event.metadataVersion,
     };
-    let lastStatus: number | 'error' = 'error';
-    for (let attempt = 1; attempt <= sub.maxAttempts && !this.closed; attempt++) {
+    let lastStatus: number | 'error';
+    let reason: DeadLetter['deadLetterReason'] = 'MaxDeliveryAttemptsExceeded';
+    let attempt = 1;
+    for (; ; attempt++) {
       try {
         const res = await fetch(sub.url, {
           method: 'POST',
           headers: { ...headers, 'aeg-delivery-count': String(attempt - 1) },
           body,
-          signal: AbortSignal.timeout(30_000),
+          signal: AbortSignal.any([cancel, AbortSignal.timeout(DELIVERY.timeoutMs)]),
         });
         await res.arrayBuffer();
         lastStatus = res.status;
       } catch {
         lastStatus = 'error';
       }
+      if (cancel.aborted) return;
       this.deliveries.push({
         subscriptionId: sub.id,
         eventId: event.id,
@@ -187,10 +223,26 @@ export class KeyVaultEventGrid {
         status: lastStatus,
         at: new Date().toISOString(),
       });
-      if (typeof lastStatus === 'number' && lastStatus >= 200 && lastStatus < 300) return;
-      if (attempt < sub.maxAttempts) await sleep(sub.retryDelayMs * 2 ** (attempt - 1));
+      if (typeof lastStatus === 'number' && DELIVERED.has(lastStatus)) return;
+      if (typeof lastStatus === 'number' && NOT_RETRIED.has(lastStatus)) {
+        reason = 'DeliveryFailed';
+        break;
+      }
+      if (attempt >= sub.maxAttempts) break;
+      const delay = Math.min(sub.retryDelayMs * 2 ** (attempt - 1), DELIVERY.maxRetryDelayMs);
+      try {
+        await sleep(delay, undefined, { signal: cancel });
+      } catch {
+        return; // reset() or close()
+      }
     }
-    if (!this.closed) this.deadLettered.push({ subscriptionId: sub.id, event, lastStatus });
+    this.deadLettered.push({
+      subscriptionId: sub.id,
+      event,
+      deadLetterReason: reason,
+      deliveryAttempts: attempt,
+      lastStatus,
+    });
   }
 }
 

@@ -1,0 +1,15 @@
+// Bundles the function app into dist/main.js, the file package.json `main` points the Functions host at.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['functions/index.ts'],
+  outfile: 'dist/main.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  // The Functions library must be the host's own copy: the worker injects @azure/functions-core into it.
+  external: ['@azure/functions', '@azure/functions-core'],
+  logLevel: 'warning',
+});

@@ -1,0 +1,167 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import { PermanentError, ProviderError } from '../errors';
+import { redact } from '../redact';
+
+export interface DatabricksClientOptions {
+  /** Decides whether an origin may receive a credential; checked before every request. */
+  isAllowedOrigin: (origin: string) => boolean;
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Retries after 429/503 (and, for idempotent calls, after a network error). */
+  maxRetries?: number;
+  /** Back-off when the server gives no Retry-After; doubles per attempt. */
+  baseDelayMs?: number;
+  /** A Retry-After longer than this is not waited for: the error is returned as transient instead. */
+  maxRetryAfterMs?: number;
+  dispatcher?: Dispatcher;
+}
+
+export type DatabricksAuth = { bearer: string } | { basic: { user: string; password: string } };
+
+export interface DatabricksRequest {
+  method: 'GET' | 'POST' | 'DELETE' | 'PATCH';
+  auth: DatabricksAuth;
+  json?: unknown;
+  form?: Record<string, string>;
+  /** Safe to repeat after a dropped connection (the server may have done it already). */
+  idempotent?: boolean;
+}
+
+const DEFAULTS = {
+  connectTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  maxRetries: 4,
+  baseDelayMs: 500,
+  maxRetryAfterMs: 60_000,
+};
+
+/** Parses Retry-After (delta seconds or HTTP date) into milliseconds. */
+export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * Databricks REST over one pooled undici dispatcher: timeouts, retries that honour Retry-After,
+ * typed errors from `{error_code, message}` (or OAuth `{error, error_description}`), and an origin
+ * allowlist so no credential is ever sent to a host that was not validated.
+ */
+export class DatabricksClient {
+  private readonly options: Required<Omit<DatabricksClientOptions, 'dispatcher'>>;
+  private readonly dispatcher: Dispatcher;
+
+  constructor(options: DatabricksClientOptions) {
+    this.options = { ...DEFAULTS, ...options };
+    this.dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connect: { timeout: this.options.connectTimeoutMs },
+        headersTimeout: this.options.requestTimeoutMs,
+        bodyTimeout: this.options.requestTimeoutMs,
+        connections: 16,
+      });
+  }
+
+  async call<T>(origin: string, path: string, req: DatabricksRequest): Promise<T> {
+    const url = new URL(path, origin);
+    if (url.protocol !== 'https:' || !this.options.isAllowedOrigin(url.origin)) {
+      throw new PermanentError(
+        `Refusing to send a credential to ${url.origin}: not an allowed Databricks host`,
+      );
+    }
+    const headers: Record<string, string> = { accept: 'application/json' };
+    headers.authorization =
+      'bearer' in req.auth
+        ? `Bearer ${req.auth.bearer}`
+        : `Basic ${Buffer.from(`${encodeURIComponent(req.auth.basic.user)}:${encodeURIComponent(req.auth.basic.password)}`).toString('base64')}`;
+    let body: string | undefined;
+    if (req.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(req.json);
+    } else if (req.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(req.form).toString();
+    }
+
+    for (let attempt = 0; ; attempt++) {
+      const canRetry = attempt < this.options.maxRetries;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, { method: req.method, headers, body, dispatcher: this.dispatcher });
+      } catch (e) {
+        const idempotent = req.idempotent ?? req.method !== 'POST';
+        if (canRetry && idempotent && isNetworkError(e)) {
+          await sleep(this.backoff(attempt));
+          continue;
+        }
+        throw new ProviderError(
+          'databricks',
+          undefined,
+          networkCode(e),
+          `${req.method} ${url.pathname} failed: ${redact(String((e as Error).message))}`,
+          { cause: e },
+        );
+      }
+      const text = await res.body.text();
+      if (res.statusCode < 300) return (text ? JSON.parse(text) : {}) as T;
+      const error = parseError(res.statusCode, text, req.method, url.pathname);
+      if ((res.statusCode === 429 || res.statusCode === 503) && canRetry) {
+        const wait = retryAfterMs(res.headers['retry-after']) ?? this.backoff(attempt);
+        if (wait <= this.options.maxRetryAfterMs) {
+          await sleep(wait);
+          continue;
+        }
+      }
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  private backoff(attempt: number): number {
+    return this.options.baseDelayMs * 2 ** attempt;
+  }
+}
+
+function parseError(status: number, text: string, method: string, path: string): ProviderError {
+  let code: string | undefined;
+  let message = text.slice(0, 300);
+  try {
+    const body = JSON.parse(text) as {
+      error_code?: string;
+      message?: string;
+      error?: string;
+      error_description?: string;
+    };
+    code = body.error_code ?? body.error;
+    message = body.message ?? body.error_description ?? message;
+  } catch {
+    // not JSON (a proxy's HTML page): keep the start of the text
+  }
+  return new ProviderError(
+    'databricks',
+    status,
+    code,
+    redact(`${method} ${path} → ${status} ${code ?? ''}: ${message}`.replace(/\s+:/, ':')),
+  );
+}
+
+function isNetworkError(e: unknown): boolean {
+  return (
+    e instanceof undiciErrors.UndiciError ||
+    (e as { code?: string })?.code === 'ECONNRESET' ||
+    (e as { code?: string })?.code === 'ECONNREFUSED'
+  );
+}
+
+function networkCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -1,0 +1,45 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { SecretClient } from '@azure/keyvault-secrets';
+import type { VaultSetting } from '../config';
+import { PermanentError } from '../errors';
+
+export interface Vault {
+  name: string;
+  url: string;
+  client: SecretClient;
+}
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * The configured vaults, each with one SecretClient created on first use. Events and scans name
+ * vaults; anything not configured is refused here.
+ */
+export class Vaults {
+  private readonly byName = new Map<string, { setting: VaultSetting; client?: SecretClient }>();
+
+  constructor(
+    settings: readonly VaultSetting[],
+    private readonly credential: TokenCredential,
+  ) {
+    for (const s of settings) this.byName.set(s.name.toLowerCase(), { setting: s });
+  }
+
+  names(): string[] {
+    return [...this.byName.values()].map((v) => v.setting.name);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name.toLowerCase());
+  }
+
+  get(name: string): Vault {
+    const entry = this.byName.get(name.toLowerCase());
+    if (!entry) throw new PermanentError(`vault "${name}" is not configured in KEY_VAULT_URIS`);
+    // The challenge's resource check fails for a localhost vault; real vaults keep it on.
+    entry.client ??= new SecretClient(entry.setting.url, this.credential, {
+      disableChallengeResourceVerification: LOCAL_HOSTS.has(new URL(entry.setting.url).hostname),
+    });
+    return { name: entry.setting.name, url: entry.setting.url, client: entry.client };
+  }
+}

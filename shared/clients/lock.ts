@@ -1,0 +1,71 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { BlobServiceClient, ContainerClient, RestError } from '@azure/storage-blob';
+import type { Settings } from '../config';
+import { STORAGE } from '../constants';
+
+export interface Lease {
+  release(): Promise<void>;
+}
+
+export interface Locks {
+  /** The lease for `key`, or undefined if another worker holds it. */
+  acquire(key: string): Promise<Lease | undefined>;
+}
+
+export function createBlobServiceClient(settings: Settings, credential: TokenCredential): BlobServiceClient {
+  if (settings.AzureWebJobsStorage)
+    return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
+  return new BlobServiceClient(settings.AzureWebJobsStorage__blobServiceUri as string, credential);
+}
+
+/**
+ * Mutual exclusion per secret with blob leases (`locks/{vault}/{secret}`). The lease is renewed while
+ * held, so a long rotation keeps it, and it expires on its own if the worker dies.
+ */
+export class BlobLeaseLocks implements Locks {
+  private ready?: Promise<unknown>;
+
+  constructor(
+    private readonly container: ContainerClient,
+    private readonly leaseSeconds = 60,
+  ) {}
+
+  static fromSettings(settings: Settings, credential: TokenCredential): BlobLeaseLocks {
+    return new BlobLeaseLocks(
+      createBlobServiceClient(settings, credential).getContainerClient(STORAGE.lockContainer),
+    );
+  }
+
+  async acquire(key: string): Promise<Lease | undefined> {
+    this.ready ??= this.container.createIfNotExists().catch((e) => {
+      this.ready = undefined;
+      throw e;
+    });
+    await this.ready;
+    const blob = this.container.getBlockBlobClient(key);
+    try {
+      await blob.upload('', 0, { conditions: { ifNoneMatch: '*' } });
+    } catch (e) {
+      // 409/412: the blob exists already, which is the normal case.
+      if (!(e instanceof RestError && (e.statusCode === 409 || e.statusCode === 412))) throw e;
+    }
+    const leaseClient = blob.getBlobLeaseClient();
+    try {
+      await leaseClient.acquireLease(this.leaseSeconds);
+    } catch (e) {
+      if (e instanceof RestError && e.statusCode === 409) return undefined;
+      throw e;
+    }
+    const renew = setInterval(
+      () => void leaseClient.renewLease().catch(() => undefined),
+      (this.leaseSeconds * 1000) / 3,
+    );
+    renew.unref();
+    return {
+      release: async () => {
+        clearInterval(renew);
+        await leaseClient.releaseLease().catch(() => undefined);
+      },
+    };
+  }
+}

@@ -1,0 +1,51 @@
+/** Tag names of the opt-in contract (design section 2). Kebab-case; values ≤ 256 chars, ≤ 15 tags. */
+export const TAGS = {
+  kind: 'rotation-kind',
+  validityDays: 'rotation-validity-days',
+  windowDays: 'rotation-window-days',
+  graceHours: 'rotation-grace-hours',
+  notify: 'notify',
+  databricksHost: 'databricks-host',
+  databricksAccountId: 'databricks-account-id',
+  databricksSpId: 'databricks-sp-id',
+  entraAppId: 'entra-app-id',
+  // Written by the rotator: the state of the credential in this version.
+  credentialId: 'credential-id',
+  previousCredentialId: 'previous-credential-id',
+  revokePreviousAfter: 'revoke-previous-after',
+  rotationId: 'rotation-id',
+  /** Set on the current version just before a new credential is created; a new version drops it. */
+  rotationStarted: 'rotation-started',
+} as const;
+
+/** Tags only the rotator writes; they describe one version and are not copied forward blindly. */
+export const STATE_TAGS = [
+  TAGS.credentialId,
+  TAGS.previousCredentialId,
+  TAGS.revokePreviousAfter,
+  TAGS.rotationId,
+  TAGS.rotationStarted,
+] as const;
+
+/** Tag names of the Azure Key Vault rotation samples, accepted so their secrets migrate as they are. */
+export const SAMPLE_TAG_ALIASES = {
+  CredentialId: TAGS.credentialId,
+  ValidityPeriodDays: TAGS.validityDays,
+} as const;
+
+export const KEY_VAULT_LIMITS = { maxTags: 15, maxTagValueLength: 256 } as const;
+
+/** Storage names shared by the functions, the engine and the Bicep. */
+export const STORAGE = {
+  rotationQueue: 'rotation-requests',
+  notificationQueue: 'notifications',
+  lockContainer: 'locks',
+} as const;
+
+/** The prefix that marks provider credentials this service created: `kv-rotator:{vault}/{secret}:{rotationId}`. */
+export const MARKER_PREFIX = 'kv-rotator';
+
+export const RESOURCE_SCOPES = {
+  databricks: '2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default',
+  graph: 'https://graph.microsoft.com/.default',
+} as const;

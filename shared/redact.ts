@@ -1,0 +1,59 @@
+/**
+ * The one redaction helper. Every log line, error message, outcome reason and notification passes
+ * through `redact`, which removes (1) values this process has handled (registered as they pass by) and
+ * (2) anything shaped like a credential, even if it was never registered.
+ */
+
+const MASK = '[REDACTED]';
+
+/** Shapes of credentials we handle or may see in provider responses, with what replaces them. */
+const PATTERNS: [RegExp, string][] = [
+  // Databricks personal access tokens and SP OAuth secrets.
+  [/\bdapi[0-9a-f]{32}(?:-\d+)?\b/gi, MASK],
+  [/\bdose[0-9a-f]{32}\b/gi, MASK],
+  // Entra client secrets: 3 chars, a digit, "Q~", then the rest.
+  [/[A-Za-z0-9_.-]{3}\d[Qq]~[A-Za-z0-9_.~-]{30,}/g, MASK],
+  // JWTs (access tokens, client assertions).
+  [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}/g, MASK],
+  // Authorization headers, storage keys and SAS signatures keep their label.
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${MASK}`],
+  [/\b(AccountKey|SharedAccessSignature|sig)=[^;&\s"']+/gi, `$1=${MASK}`],
+  // JSON fields and form parameters that carry a credential, whatever it looks like.
+  [
+    /"(token_value|secretText|secret|client_secret|client_assertion|subject_token|access_token|refresh_token|password|value)"(\s*:\s*)"(?:[^"\\]|\\.)*"/g,
+    `"$1"$2"${MASK}"`,
+  ],
+  [
+    /\b(client_secret|client_assertion|subject_token|access_token|refresh_token|password)=[^&\s"']+/g,
+    `$1=${MASK}`,
+  ],
+];
+
+const known = new Set<string>();
+
+/**
+ * Registers a secret value so it is removed wherever it appears later, even inside other text.
+ * Values shorter than 8 characters are not registered: masking them would mangle ordinary words.
+ */
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 8) known.add(value);
+}
+
+/** Returns the text with every registered value and every credential-shaped substring masked. */
+export function redact(text: string): string {
+  let out = text;
+  for (const value of known) if (out.includes(value)) out = out.split(value).join(MASK);
+  for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}
+
+/** An error's message (and its causes') redacted, for logs and outcomes. */
+export function redactError(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    parts.push(current instanceof Error ? `${current.name}: ${current.message}` : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return redact(parts.join(' <- '));
+}
