@@ -291,7 +291,8 @@ describe('delivery retry and dead-lettering', () => {
     subscribe({ maxAttempts: 5, retryDelayMs: 60_000 });
     await seedExpiring('kv-reset', 'db-token', 31);
     azure().clock.advance(2 * DAY * 1000);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Wait for the first attempt to be recorded; the retry then sleeps for a minute.
+    while (azure().events.deliveries.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(subscriber.received).toHaveLength(1);
 
     await azure().reset();
