@@ -1,5 +1,8 @@
 /**
  * The entry the Functions host loads (package.json `main` → dist/main.js, bundled from here).
- * Each function lives in its own file in this folder and registers itself when imported.
+ * Each function lives in its own file and registers itself when imported.
  */
-export {};
+import './scanVaults';
+import './onKeyVaultEvent';
+import './rotateSecret';
+import './sendNotifications';

@@ -49,3 +49,15 @@ export const RESOURCE_SCOPES = {
   databricks: '2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default',
   graph: 'https://graph.microsoft.com/.default',
 } as const;
+
+/** The Key Vault event types the Event Grid handler acts on; the Bicep subscription filters to these. */
+export const HANDLED_EVENT_TYPES = [
+  'Microsoft.KeyVault.SecretNearExpiry',
+  'Microsoft.KeyVault.SecretExpired',
+] as const;
+
+/** host.json `extensions.queues.maxDequeueCount`: the attempt after which a message goes to `{queue}-poison`. */
+export const MAX_DEQUEUE_COUNT = 5;
+
+/** Days before expiry at which `expiring` is announced, each once per secret version. */
+export const EXPIRY_THRESHOLDS_DAYS = [30, 14, 7, 1] as const;

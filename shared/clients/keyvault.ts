@@ -33,6 +33,23 @@ export class Vaults {
     return this.byName.has(name.toLowerCase());
   }
 
+  /**
+   * The configured vault an event refers to: by name, or by the origin of the secret id URL (a vault
+   * configured as `name=url` under another name). Undefined when it is not one of ours.
+   */
+  resolve(name: string, secretUrl?: string): string | undefined {
+    const byName = this.byName.get(name.toLowerCase());
+    if (byName) return byName.setting.name;
+    if (!secretUrl) return undefined;
+    let origin: string;
+    try {
+      origin = new URL(secretUrl).origin;
+    } catch {
+      return undefined;
+    }
+    return [...this.byName.values()].find((v) => v.setting.url === origin)?.setting.name;
+  }
+
   get(name: string): Vault {
     const entry = this.byName.get(name.toLowerCase());
     if (!entry) throw new PermanentError(`vault "${name}" is not configured in KEY_VAULT_URIS`);

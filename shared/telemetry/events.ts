@@ -24,4 +24,12 @@ export type EventName = (typeof EVENTS)[keyof typeof EVENTS];
  * `vault`, `scanned`, `optedIn`, `due`, `expiring`, `expired`, `invalid`, `enqueued`, `durationMs`,
  * `byKind` (JSON object kind → count) and `byExpiry` (JSON object bucket → count).
  */
-export const SECRET_DIMENSIONS = ['vault', 'secret', 'kind', 'outcome', 'durationMs', 'rotationId', 'invocationId'] as const;
+export const SECRET_DIMENSIONS = [
+  'vault',
+  'secret',
+  'kind',
+  'outcome',
+  'durationMs',
+  'rotationId',
+  'invocationId',
+] as const;

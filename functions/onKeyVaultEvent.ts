@@ -1,0 +1,52 @@
+import { app, type EventGridEvent, type InvocationContext } from '@azure/functions';
+import { HANDLED_EVENT_TYPES } from '../shared/constants';
+import { redactError } from '../shared/redact';
+import { TransientError } from '../shared/errors';
+import { parseKeyVaultEvent } from '../shared/events';
+import { getRuntime, invocationTelemetry } from '../shared/runtime';
+import { trackOutcome } from '../shared/telemetry/telemetry';
+import { contextSink, notificationQueue } from './common';
+
+/**
+ * Event Grid: rotates the secret a Key Vault event names. Malformed events, other vaults and
+ * secrets that are not opted in are logged and completed; a transient failure throws so Event Grid
+ * retries; a permanent one is reported (notification) and completed.
+ */
+export async function onKeyVaultEvent(event: EventGridEvent, context: InvocationContext): Promise<void> {
+  const runtime = getRuntime();
+  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  let parsed;
+  try {
+    parsed = parseKeyVaultEvent(event);
+  } catch (e) {
+    telemetry.log('error', `ignored a malformed event: ${redactError(e)}`);
+    return;
+  }
+  const where = {
+    eventId: parsed.id,
+    eventType: parsed.type,
+    vault: parsed.vaultName,
+    secret: parsed.secretName,
+  };
+  if (!(HANDLED_EVENT_TYPES as readonly string[]).includes(parsed.type)) {
+    telemetry.log('info', 'ignored an event type this service does not act on', where);
+    return;
+  }
+  const vault = runtime.vaults.resolve(parsed.vaultName, parsed.secretUrl);
+  if (!vault) {
+    telemetry.log('warn', 'ignored an event from a vault that is not configured in KEY_VAULT_URIS', where);
+    return;
+  }
+  const { outcome, notifications } = await runtime.engine.rotate({ vault, secret: parsed.secretName });
+  trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event' }), outcome, 'rotate');
+  if (outcome.status === 'failed' && outcome.transient) {
+    await telemetry.flush();
+    throw new TransientError(
+      `rotation of ${vault}/${parsed.secretName} failed at ${outcome.step}; Event Grid will retry: ${outcome.reason}`,
+    );
+  }
+  context.extraOutputs.set(notificationQueue, runtime.route(notifications, telemetry));
+  await telemetry.flush();
+}
+
+app.eventGrid('onKeyVaultEvent', { extraOutputs: [notificationQueue], handler: onKeyVaultEvent });

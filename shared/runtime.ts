@@ -1,0 +1,61 @@
+import { getSettings } from './config';
+import { BlobNotices } from './clients/notices';
+import { createBlobServiceClient } from './clients/lock';
+import { STORAGE } from './constants';
+import { createChannels, type Channels } from './notifications/channels';
+import type { Notification } from './notifications/notification';
+import { routeNotification, type NotificationMessage } from './notifications/routing';
+import { ROTATORS } from './rotators';
+import { Scanner } from './scan/scanner';
+import { createServices, type Services } from './services';
+import { createTelemetry, type LogSink, type Telemetry } from './telemetry/telemetry';
+
+/** Everything the functions use, built once per process on first use (not at module load). */
+export interface Runtime extends Services {
+  telemetry: Telemetry;
+  scanner: Scanner;
+  channels: Channels;
+  /** One queue message per (notification, channel); skipped routes are logged. */
+  route(notifications: Notification[], telemetry: Telemetry): NotificationMessage[];
+}
+
+let cached: Runtime | undefined;
+
+export function getRuntime(): Runtime {
+  if (cached) return cached;
+  const settings = getSettings();
+  const services = createServices(settings);
+  const telemetry = createTelemetry(settings, services.credential);
+  const container = createBlobServiceClient(settings, services.credential).getContainerClient(
+    STORAGE.lockContainer,
+  );
+  cached = {
+    ...services,
+    telemetry,
+    scanner: new Scanner({
+      settings,
+      vaults: services.vaults,
+      rotators: ROTATORS,
+      notices: new BlobNotices(container),
+      telemetry,
+    }),
+    channels: createChannels(settings, { graph: services.deps.graph, credential: services.credential }),
+    route: (notifications, t) =>
+      notifications.flatMap((n) => {
+        const { messages, skipped } = routeNotification(n, settings);
+        for (const s of skipped)
+          t.log('warn', `notification not routed to ${s.channel}: ${s.reason}`, {
+            vault: n.vault,
+            secret: n.secret,
+            kind: n.kind,
+          });
+        return messages;
+      }),
+  };
+  return cached;
+}
+
+/** The runtime's telemetry for one invocation: its id on every event, its logger for every line. */
+export function invocationTelemetry(invocationId: string, sink: LogSink): Telemetry {
+  return getRuntime().telemetry.with({ invocationId }, sink);
+}

@@ -1,0 +1,133 @@
+import type { SecretProperties } from '@azure/keyvault-secrets';
+import type { Settings } from '../config';
+import { EXPIRY_THRESHOLDS_DAYS, TAGS } from '../constants';
+import type { NotificationKind } from '../notifications/notification';
+import { readPolicy } from '../policy';
+import type { Finding, Rotator } from '../rotators/types';
+import type { WorkItem } from '../work';
+
+const DAY_MS = 86_400_000;
+/** A `rotation-started` marker older than this belongs to a rotation that died. */
+export const INTERRUPTED_AFTER_MS = 15 * 60_000;
+
+export type ExpiryBucket = 'expired' | '1d' | '7d' | '14d' | '30d' | 'later' | 'none';
+
+/** A one-off notice; `key` makes it once per secret version and threshold. */
+export interface Notice {
+  kind: NotificationKind;
+  key: string;
+  details: Record<string, string | number | boolean | null>;
+}
+
+export interface Assessment {
+  name: string;
+  kind?: string;
+  optedIn: boolean;
+  disabled: boolean;
+  findings?: Finding[];
+  bucket: ExpiryBucket;
+  work: WorkItem[];
+  notice?: Notice;
+  recipients: string[];
+}
+
+function bucketOf(exp: Date | undefined, now: Date): ExpiryBucket {
+  if (!exp) return 'none';
+  const days = (exp.getTime() - now.getTime()) / DAY_MS;
+  if (days <= 0) return 'expired';
+  const threshold = [...EXPIRY_THRESHOLDS_DAYS].reverse().find((t) => days <= t);
+  return threshold === undefined ? 'later' : (`${threshold}d` as ExpiryBucket);
+}
+
+/**
+ * What the scan makes of one secret, from its list-page properties alone (tags and expiry, never
+ * the value): the work to enqueue and the notice to send, if any. Pure, so it is cheap per secret.
+ */
+export function assess(
+  vault: string,
+  props: SecretProperties,
+  settings: Settings,
+  rotators: ReadonlyMap<string, Rotator>,
+  now: Date,
+): Assessment {
+  const exp = props.expiresOn;
+  const bucket = bucketOf(exp, now);
+  const base = {
+    name: props.name,
+    disabled: props.enabled === false,
+    bucket,
+    work: [] as WorkItem[],
+    recipients: [] as string[],
+  };
+  const version = props.version ?? 'unknown';
+  const expiryNotice = (reason: string): Notice | undefined => {
+    if (bucket === 'expired')
+      return {
+        kind: 'expired',
+        key: `${version}-expired`,
+        details: { expiredOn: exp?.toISOString() ?? null, reason },
+      };
+    if (bucket === 'later' || bucket === 'none') return undefined;
+    return {
+      kind: 'expiring',
+      key: `${version}-${bucket}`,
+      details: { expiresOn: exp?.toISOString() ?? null, within: bucket, reason },
+    };
+  };
+
+  const policy = readPolicy(props.tags, settings, rotators);
+  if (policy.status === 'not-opted-in') {
+    return {
+      ...base,
+      optedIn: false,
+      notice: expiryNotice(`not opted in to rotation (no ${TAGS.kind} tag)`),
+    };
+  }
+  if (policy.status === 'invalid') {
+    const reason = policy.findings.map((f) => `${f.tag}: ${f.reason}`).join('; ');
+    return {
+      ...base,
+      optedIn: true,
+      kind: policy.kind,
+      findings: policy.findings,
+      notice: expiryNotice(`cannot rotate: ${reason}`) ?? {
+        kind: 'rotation-failed',
+        key: `${version}-invalid`,
+        details: { step: 'policy', reason },
+      },
+    };
+  }
+  const p = policy.policy;
+  const assessment: Assessment = { ...base, optedIn: true, kind: p.kind, recipients: p.notify };
+  if (base.disabled) {
+    assessment.notice = {
+      kind: 'rotation-failed',
+      key: `${version}-disabled`,
+      details: { step: 'read', reason: 'the current version is disabled: reported, not rotated' },
+    };
+    return assessment;
+  }
+  const item = (op: WorkItem['op'], reason: string): WorkItem => ({ vault, secret: props.name, op, reason });
+  const dueAt = exp ? exp.getTime() - p.windowDays * DAY_MS : undefined;
+  if (dueAt === undefined || dueAt <= now.getTime())
+    assessment.work.push(item('rotate', bucket === 'expired' ? 'expired' : 'due'));
+  if (p.state.previousCredentialId && (!p.state.revokePreviousAfter || p.state.revokePreviousAfter <= now)) {
+    assessment.work.push(item('revoke-previous', 'grace-period-over'));
+  }
+  if (
+    p.state.rotationStarted &&
+    now.getTime() - p.state.rotationStarted.at.getTime() > INTERRUPTED_AFTER_MS
+  ) {
+    assessment.work.push(item('reconcile', 'interrupted-rotation'));
+  }
+  // An opted-in secret should have rotated when its window opened; still expiring below the
+  // window means rotation keeps failing, which owners must hear about.
+  const withinWindow =
+    bucket !== 'later' &&
+    bucket !== 'none' &&
+    bucket !== 'expired' &&
+    Number.parseInt(bucket, 10) < p.windowDays;
+  if (bucket === 'expired' || withinWindow)
+    assessment.notice = expiryNotice('rotation has not succeeded yet');
+  return assessment;
+}
