@@ -138,11 +138,22 @@ export function readPolicy(
   }
 
   for (const name of Object.keys(tags)) {
+    const lower = name.toLowerCase();
     if (
-      (name.startsWith('rotation-') || name.startsWith('databricks-') || name.startsWith('entra-')) &&
+      (lower.startsWith('rotation-') || lower.startsWith('databricks-') || lower.startsWith('entra-')) &&
       !KNOWN_TAGS.has(name)
     ) {
       findings.push({ tag: name, reason: 'unknown tag (a misspelling?); it would be ignored' });
+    }
+  }
+
+  // Our own state tags, if unreadable, must stop the rotation: a lost grace period would revoke early.
+  for (const tag of [TAGS.revokePreviousAfter] as const) {
+    if (tags[tag] && parseDate(tags[tag]) === undefined) {
+      findings.push({
+        tag,
+        reason: `"${tags[tag]}" is not a date; fix or remove it (the rotator writes ISO times)`,
+      });
     }
   }
 

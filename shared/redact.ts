@@ -16,7 +16,6 @@ const PATTERNS: [RegExp, string][] = [
   // JWTs (access tokens, client assertions).
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}/g, MASK],
   // Authorization headers, storage keys and SAS signatures keep their label.
-  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${MASK}`],
   [/\b(AccountKey|SharedAccessSignature|sig)=[^;&\s"']+/gi, `$1=${MASK}`],
   // JSON fields and form parameters that carry a credential, whatever it looks like.
   [
@@ -28,6 +27,8 @@ const PATTERNS: [RegExp, string][] = [
     `$1=${MASK}`,
   ],
 ];
+
+const AUTH_HEADER = /\b(Bearer|Basic)(\s+)([A-Za-z0-9._~+/-]{8,}=*)("?)/gi;
 
 const known = new Set<string>();
 
@@ -42,9 +43,16 @@ export function registerSecret(value: string | undefined): void {
 /** Returns the text with every registered value and every credential-shaped substring masked. */
 export function redact(text: string): string {
   let out = text;
-  for (const value of known) if (out.includes(value)) out = out.split(value).join(MASK);
+  // Longest first, so a value that contains another is masked whole, not around the shorter one.
+  for (const value of [...known].sort((a, b) => b.length - a.length)) {
+    if (out.includes(value)) out = out.split(value).join(MASK);
+  }
   for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
-  return out;
+  // Authorization headers keep their scheme. A lowercase word ("Basic authentication") or a challenge
+  // parameter (`Bearer authorization="…"`) is prose, not a credential.
+  return out.replace(AUTH_HEADER, (m, scheme: string, space: string, credential: string, quote: string) =>
+    quote || /^[a-z]+$/.test(credential) ? m : `${scheme}${space}${MASK}`,
+  );
 }
 
 /** An error's message (and its causes') redacted, for logs and outcomes. */
@@ -52,7 +60,11 @@ export function redactError(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    parts.push(current instanceof Error ? `${current.name}: ${current.message}` : String(current));
+    // Azure SDK and Graph errors carry the HTTP status and service error code beside the message.
+    const { statusCode, code } = current as { statusCode?: unknown; code?: unknown };
+    const status =
+      typeof statusCode === 'number' ? ` ${statusCode}${typeof code === 'string' ? ` ${code}` : ''}` : '';
+    parts.push(current instanceof Error ? `${current.name}${status}: ${current.message}` : String(current));
     current = current instanceof Error ? current.cause : undefined;
   }
   return redact(parts.join(' <- '));

@@ -26,7 +26,8 @@ const advanceSchema = z
 
 /**
  * The control API (`/control/*` on the main origin): seed, clock, faults, request counts, Event Grid
- * subscriptions and deliveries, the mail outbox and the webhook sink. Not counted, never faulted.
+ * subscriptions and deliveries, custom topic events, the mail outbox and the webhook sink. Not counted,
+ * never faulted.
  */
 export function controlRoutes(azure: LocalAzure, router: Router): void {
   router
@@ -75,6 +76,12 @@ export function controlRoutes(azure: LocalAzure, router: Router): void {
       }),
     )
     .add('GET', '/control/outbox', () => json(200, { messages: azure.state.outbox }))
+    .add('GET', '/control/topics/:name/events', (req) => {
+      const name = req.params.name as string;
+      if (!azure.topics.has(name))
+        throw new HttpError(404, { error: { code: 'NotFound', message: `no topic named ${name}` } });
+      return json(200, { events: azure.topics.events(name) });
+    })
     .add('GET', '/control/sink', (req) => {
       const channel = req.query.get('channel');
       return json(200, { deliveries: channel ? azure.sink.forChannel(channel) : azure.sink.deliveries });

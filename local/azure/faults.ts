@@ -9,6 +9,7 @@ export const FAULT_SERVICES = [
   'keyvault',
   'databricks',
   'accounts',
+  'eventgrid',
 ] as const;
 
 /** A fault rule: which requests it matches and what happens to them instead of (or before) the handler. */

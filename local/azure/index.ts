@@ -8,6 +8,7 @@ import { KeyVaultEventGrid } from './services/eventgrid';
 import { graphRoutes } from './services/graph';
 import { keyVaultRouter } from './services/keyvault';
 import { WebhookSink } from './services/sink';
+import { CustomTopics } from './services/topic';
 import { createState, DEFAULT_TENANT_ID, Seed, State, Vault, Workspace } from './state';
 import { TokenService } from './tokens';
 
@@ -19,7 +20,8 @@ export interface LocalAzureStartOptions extends LocalAzureOptions {
 
 /**
  * Local Azure: Entra, managed identity, Graph, Key Vault (one origin per vault), Databricks
- * (one origin per workspace, plus the account host), Event Grid push delivery and a webhook sink.
+ * (one origin per workspace, plus the account host), Event Grid push delivery, Event Grid custom
+ * topics (publish, under `/topics/{name}` on the main origin) and a webhook sink.
  */
 export class LocalAzure implements Emulator {
   state: State;
@@ -27,6 +29,8 @@ export class LocalAzure implements Emulator {
   readonly tokens: TokenService;
   readonly events: KeyVaultEventGrid;
   readonly sink = new WebhookSink();
+  /** Custom topics (the notification topic): events published to them, readable by tests. */
+  readonly topics = new CustomTopics(this);
   readonly servers: LocalServers;
   private main?: Listener;
   private accounts?: Listener;
@@ -50,6 +54,7 @@ export class LocalAzure implements Emulator {
     entraRoutes(azure, router);
     graphRoutes(azure, router);
     azure.sink.routes(router);
+    azure.topics.routes(router);
     controlRoutes(azure, router);
     azure.main = await azure.servers.listen('main', router, { port: options.port });
     azure.accounts = await azure.servers.listen('accounts', accountsRouter(azure));
@@ -121,11 +126,17 @@ export class LocalAzure implements Emulator {
     return ws;
   }
 
+  /** Creates an Event Grid custom topic; returns its endpoint (for NOTIFICATION_TOPIC_ENDPOINT). */
+  addTopic(name: string): string {
+    this.topics.add(name);
+    return this.topics.endpoint(name);
+  }
+
   seed(seed: Seed): Promise<SeedResult> {
     return applySeed(this, seed);
   }
 
-  /** Back to an empty tenant: closes vault and workspace origins, clears faults, counts, events, sink. */
+  /** Back to an empty tenant: closes vault and workspace origins, clears faults, counts, events, sink, topics. */
   async reset(): Promise<void> {
     await Promise.all([...this.instances.values()].map((l) => this.servers.close(l)));
     this.instances.clear();
@@ -135,6 +146,7 @@ export class LocalAzure implements Emulator {
     this.servers.counts.reset();
     this.events.reset();
     this.sink.reset();
+    this.topics.reset();
   }
 
   async stop(): Promise<void> {

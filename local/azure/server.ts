@@ -46,6 +46,7 @@ function serviceOf(listener: Listener, path: string): string {
   if (path.startsWith('/sink/')) return 'sink';
   if (path.startsWith('/msi/')) return 'msi';
   if (path.startsWith('/control/')) return 'control';
+  if (path.startsWith('/topics/')) return 'eventgrid';
   return 'entra';
 }
 

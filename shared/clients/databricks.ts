@@ -108,7 +108,7 @@ export class DatabricksClient {
         );
       }
       const text = await res.body.text();
-      if (res.statusCode < 300) return (text ? JSON.parse(text) : {}) as T;
+      if (res.statusCode < 300) return parseBody<T>(res.statusCode, text, req.method, url.pathname);
       const error = parseError(res.statusCode, text, req.method, url.pathname);
       if ((res.statusCode === 429 || res.statusCode === 503) && canRetry) {
         const wait = retryAfterMs(res.headers['retry-after']) ?? this.backoff(attempt);
@@ -130,17 +130,34 @@ export class DatabricksClient {
   }
 }
 
+/** A 2xx body; one that is not JSON (a proxy's sign-in page) is a provider error, not a SyntaxError. */
+function parseBody<T>(status: number, text: string, method: string, path: string): T {
+  if (!text) return {} as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    // No cause: the SyntaxError would quote the body.
+    throw new ProviderError(
+      'databricks',
+      status,
+      undefined,
+      `${method} ${path} → ${status}: the response is not JSON`,
+    );
+  }
+}
+
 function parseError(status: number, text: string, method: string, path: string): ProviderError {
   let code: string | undefined;
   let message = text.slice(0, 300);
   try {
     const body = JSON.parse(text) as {
-      error_code?: string;
+      error_code?: string | number;
       message?: string;
       error?: string;
       error_description?: string;
     };
-    code = body.error_code ?? body.error;
+    // Auth failures carry the HTTP status as a number (`{"error_code":403}`); the code is a string.
+    code = body.error_code !== undefined ? String(body.error_code) : body.error;
     message = body.message ?? body.error_description ?? message;
   } catch {
     // not JSON (a proxy's HTML page): keep the start of the text

@@ -163,8 +163,15 @@ export class RotationEngine {
       }
       return { outcome, notifications };
     };
+    // A credential that still fails verification after the engine's own retries was revoked again;
+    // retrying at once (Event Grid, the queue) would only mint and revoke more. The next scan retries.
     const failed = (e: StepFailure): OpResult =>
-      ({ status: 'failed', step: e.step, reason: e.message, transient: isTransient(e.error) }) as OpResult;
+      ({
+        status: 'failed',
+        step: e.step,
+        reason: e.message,
+        transient: e.step !== 'verify' && isTransient(e.error),
+      }) as OpResult;
 
     let vault: Vault;
     try {
@@ -470,8 +477,10 @@ async function readCurrent(vault: Vault, name: string): Promise<KeyVaultSecret> 
   }
 }
 
-function updateTags(s: Session, tags: Record<string, string>): Promise<unknown> {
-  return s.vault.client.updateSecretProperties(s.ctx.secretName, s.current.properties.version as string, {
+async function updateTags(s: Session, tags: Record<string, string>): Promise<void> {
+  await s.vault.client.updateSecretProperties(s.ctx.secretName, s.current.properties.version as string, {
     tags,
   });
+  // Later writes in this session start from what the vault holds now, not from the first read.
+  s.current.properties.tags = tags;
 }

@@ -17,7 +17,7 @@ interface Target {
 }
 
 const targetTags = z.object({
-  [TAGS.databricksAccountId]: z.uuid({ error: 'expected the Databricks account id (GUID)' }),
+  [TAGS.databricksAccountId]: z.guid({ error: 'expected the Databricks account id (GUID)' }),
   [TAGS.databricksSpId]: z
     .string()
     .regex(/^\d+$/, { error: "expected the service principal's numeric id in the account" }),

@@ -5,7 +5,7 @@ import { MARKER_PREFIX, RESOURCE_SCOPES, TAGS } from '../constants';
 import { TransientError } from '../errors';
 import type { Rotator } from './types';
 
-const appIdSchema = z.uuid({ error: 'expected the application (client) id (GUID)' });
+const appIdSchema = z.guid({ error: 'expected the application (client) id (GUID)' });
 
 /**
  * Entra app-registration client secrets through Graph `addPassword` / `removePassword`, with

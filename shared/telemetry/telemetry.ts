@@ -27,7 +27,9 @@ interface EventClient {
   flush(): Promise<void>;
 }
 
+// The one console writer of the core: every line reaching it was redacted by format()/redact().
 const consoleSink: LogSink = (level, line) =>
+  // eslint-disable-next-line no-console
   (level === 'error' ? console.error : level === 'warn' ? console.warn : console.info)(line);
 
 /** `key=value` pairs, quoted when needed, every value redacted. */

@@ -449,7 +449,7 @@ describe('never throws', () => {
       try {
         result = read(tags);
       } catch (e) {
-        throw new Error(`readPolicy threw on ${JSON.stringify(tags)} (seed ${seed}): ${String(e)}`);
+        throw new Error(`readPolicy threw on ${JSON.stringify(tags)} (seed ${seed})`, { cause: e });
       }
       expect(['ok', 'invalid', 'not-opted-in']).toContain(result.status);
       if (result.status === 'invalid') {

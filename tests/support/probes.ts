@@ -111,7 +111,10 @@ export function providerCredentials(tenant: Tenant, key: SecretKey): ProviderCre
     }
     case 'app': {
       const app = state.apps.find((a) => a.appId === tenant.appId);
-      return (app?.passwordCredentials ?? []).map((p) => ({ id: p.keyId, marker: p.displayName ?? undefined }));
+      return (app?.passwordCredentials ?? []).map((p) => ({
+        id: p.keyId,
+        marker: p.displayName ?? undefined,
+      }));
     }
   }
 }

@@ -31,6 +31,8 @@ const ROUTES = {
 };
 
 let workspace: string;
+/** The id of the seeded PAT, which every successful list must show. */
+let seededTokenId: string;
 let otherWorkspace: string;
 let accounts: string;
 const clients: DatabricksClient[] = [];
@@ -49,7 +51,8 @@ function client(options: Partial<DatabricksClientOptions> = {}): DatabricksClien
 
 const pat = { bearer: CREDENTIALS.pat };
 const listTokens = (c: DatabricksClient) =>
-  c.call<{ token_infos: unknown[] }>(workspace, ROUTES.list, { method: 'GET', auth: pat });
+  c.call<{ token_infos: { token_id: string }[] }>(workspace, ROUTES.list, { method: 'GET', auth: pat });
+const ids = (res: { token_infos: { token_id: string }[] }) => res.token_infos.map((t) => t.token_id);
 
 /** A fault on the main workspace. */
 const fault = (rule: Omit<FaultRule, 'service' | 'instance'>) =>
@@ -94,6 +97,7 @@ beforeAll(async () => {
     ],
   });
   workspace = seed.workspaces[WS.main]!.url;
+  seededTokenId = seed.workspaces[WS.main]!.tokenIds[0]!;
   otherWorkspace = seed.workspaces[WS.other]!.url;
   accounts = seed.accountsUrl;
 });
@@ -208,7 +212,7 @@ describe('retries', () => {
     const res = await listTokens(client());
     // Timers may fire a hair before the mark by the monotonic clock; no upper bound is asserted.
     expect(performance.now() - started).toBeGreaterThanOrEqual(995);
-    expect(res.token_infos).toHaveLength(1);
+    expect(ids(res)).toContain(seededTokenId);
     expect(count('GET', ROUTES.list)).toBe(2);
   });
 
@@ -271,7 +275,7 @@ describe('retries', () => {
   test('a dropped connection on a GET is retried', async () => {
     fault({ method: 'GET', route: ROUTES.list, drop: true, times: 1 });
     const res = await listTokens(client());
-    expect(res.token_infos).toHaveLength(1);
+    expect(ids(res)).toContain(seededTokenId);
     expect(count('GET', ROUTES.list)).toBe(2);
   });
 
@@ -346,6 +350,19 @@ describe('origin allowlist', () => {
     expect(e).toBeInstanceOf(PermanentError);
     expect((e as Error).message).toMatch(/Refusing to send a credential to .*not an allowed Databricks host/);
     expect(total()).toBe(0);
+  });
+
+  test('a redirect is not followed, so the credential never reaches its Location', async () => {
+    fault({
+      method: 'GET',
+      route: ROUTES.list,
+      status: 307,
+      headers: { location: `${otherWorkspace}${ROUTES.list}` },
+      times: 1,
+    });
+    const e = await providerError(listTokens(client()));
+    expect(e.status).toBe(307);
+    expect(azure().servers.counts.total(`databricks/${WS.other}`)).toBe(0);
   });
 });
 

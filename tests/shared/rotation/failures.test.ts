@@ -34,12 +34,6 @@ interface KindCase {
   error: (code: string, message: string) => unknown;
   /** What the verify route answers for a credential it does not accept (yet). */
   rejected: { status: number; body: unknown };
-  /**
-   * A rejected new credential after all verify attempts: the Entra rotator reports it as transient
-   * (documented replication delay); the Databricks rotators report the provider's 4xx, which is
-   * permanent (errors.ts). Either way the new credential is revoked and the old one stays.
-   */
-  verifyTransient: boolean;
   verifyReason: RegExp;
 }
 
@@ -60,7 +54,6 @@ const CASES: KindCase[] = [
     },
     error: databricksError,
     rejected: { status: 403, body: { error_code: 403, message: 'Invalid access token.' } },
-    verifyTransient: false,
     verifyReason: /scim\/v2\/Me.*403.*Invalid access token/,
   },
   {
@@ -76,7 +69,6 @@ const CASES: KindCase[] = [
       status: 401,
       body: { error: 'invalid_client', error_description: 'Client authentication failed' },
     },
-    verifyTransient: false,
     verifyReason: /v1\/token.*401.*Client authentication failed/,
   },
   {
@@ -100,7 +92,6 @@ const CASES: KindCase[] = [
         error_codes: [7000215],
       },
     },
-    verifyTransient: true,
     verifyReason: /does not issue tokens yet.*AADSTS7000215/,
   },
 ];
@@ -113,6 +104,8 @@ interface Row {
   outcome?: string;
   works?: boolean;
   orphans?: number;
+  /** Credential ids the vault's tags name that no longer exist at the provider. */
+  dangling?: number;
   followUp?: string;
 }
 const observed = new Map<string, Row>();
@@ -122,15 +115,15 @@ afterAll(() => {
   const cell = (v: string | number | boolean | undefined) =>
     v === undefined ? '–' : typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
   const lines = [
-    '| kind | step (injected) | outcome | vault credential works | orphans after reconcile | follow-up rotate |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| kind | step (injected) | outcome | vault credential works | orphans after reconcile | tag names a gone credential | follow-up rotate |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const kc of CASES) {
     for (const scenario of SCENARIOS) {
       const r = observed.get(`${kc.kind}|${scenario}`);
       if (!r) continue;
       lines.push(
-        `| ${kc.kind} | ${scenario} | ${cell(r.outcome)} | ${cell(r.works)} | ${cell(r.orphans)} | ${cell(r.followUp)} |`,
+        `| ${kc.kind} | ${scenario} | ${cell(r.outcome)} | ${cell(r.works)} | ${cell(r.orphans)} | ${cell(r.dangling === undefined ? undefined : r.dangling > 0)} | ${cell(r.followUp)} |`,
       );
     }
   }
@@ -161,10 +154,13 @@ interface Ctx {
   row: Row;
 }
 
-async function setup(kc: KindCase, scenario: string): Promise<Ctx> {
-  if (!SCENARIOS.includes(scenario)) SCENARIOS.push(scenario);
+/** A fresh tenant; `scenario` names the table row the test fills in. */
+async function setup(kc: KindCase, scenario?: string): Promise<Ctx> {
   const row: Row = {};
-  observed.set(`${kc.kind}|${scenario}`, row);
+  if (scenario !== undefined) {
+    if (!SCENARIOS.includes(scenario)) SCENARIOS.push(scenario);
+    observed.set(`${kc.kind}|${scenario}`, row);
+  }
   const tenant = await seedTenant(azure());
   const secret = SECRETS[kc.key];
   return {
@@ -246,6 +242,7 @@ async function reconcileLeavesNoOrphans(ctx: Ctx): Promise<RotationResult> {
     (c) => !referenced.includes(c.id) && (ctx.kc.key === 'sp' || c.marker?.startsWith(prefix)),
   );
   ctx.row.orphans = orphans.length;
+  ctx.row.dangling = referenced.filter((id) => !credentials.some((c) => c.id === id)).length;
   expect(orphans).toEqual([]);
   if (ctx.kc.key === 'sp') expect(credentials.map((c) => c.id).sort()).toEqual([...referenced].sort());
   return result;
@@ -314,7 +311,6 @@ describe.each(CASES)('$kind', (kc) => {
 
     const failed = expectFailed(ctx, result, 'create', true);
     expect(failed.reason).toContain(INJECTED);
-    expect(failed.reason).toContain('500');
     expect(requests(ctx, ctx.routes.create)).toBe(1);
     expect(providerIds(ctx)).toEqual(ids);
     expect(await latest(ctx)).toMatchObject({ version: before.version, value: before.value });
@@ -351,7 +347,9 @@ describe.each(CASES)('$kind', (kc) => {
 
     const result = await ctx.services.engine.rotate(ctx.req);
 
-    const failed = expectFailed(ctx, result, 'verify', kc.verifyTransient);
+    // Never transient for every kind: the engine already retried for propagation and revoked the new
+    // credential; an immediate retry (Event Grid, queue) would only mint and revoke more.
+    const failed = expectFailed(ctx, result, 'verify', false);
     expect(failed.reason).toMatch(kc.verifyReason);
     expect(requests(ctx, ctx.routes.create)).toBe(1);
     expect(requests(ctx, ctx.routes.verify)).toBeGreaterThanOrEqual(3);
@@ -407,6 +405,27 @@ describe.each(CASES)('$kind', (kc) => {
 
     const reconciled = await expectRecovers(ctx);
     expect(reconciled.outcome).toMatchObject({ status: 'revoked', credentialIds: [orphan.id] });
+  });
+
+  test('create fails in a forced rotation that first revoked the pending previous credential', async () => {
+    const ctx = await setup(kc, 'create (500), forced, previous pending');
+    const first = await ctx.services.engine.rotate(ctx.req);
+    expect(first.outcome).toMatchObject({ status: 'rotated' });
+    const rotated = await latest(ctx);
+    const previousId = rotated.tags[TAGS.previousCredentialId];
+    expect(previousId).toBeDefined();
+    fault(ctx.routes.create, { status: 500, body: kc.error('INTERNAL_ERROR', INJECTED) });
+
+    // A forced rotation (suspected leak) revokes the previous credential still in grace, then creates.
+    const result = await ctx.services.engine.rotate({ ...ctx.req, force: true });
+
+    expectFailed(ctx, result, 'create', true);
+    expect(result.notifications.map((n) => n.kind)).toContain('previous-revoked');
+    expect(providerIds(ctx)).not.toContain(previousId);
+    const tagsAfterFailure = (await latest(ctx)).tags;
+    await expectRecovers(ctx, true);
+    // The vault must not keep naming a credential that is gone as the one still to revoke.
+    expect(tagsAfterFailure[TAGS.previousCredentialId]).toBeUndefined();
   });
 
   test('revoke: the previous credential cannot be revoked → failed(revoke), the tags stay, a retry revokes it', async () => {
@@ -531,5 +550,38 @@ describe.each(CASES)('$kind', (kc) => {
     expect(after.tags[TAGS.rotationStarted]).toBeUndefined();
     expect(after.value).toBe(before.value);
     await followUpRotates(ctx);
+  });
+});
+
+/**
+ * The transient flag follows the status the service answered, so an operator reading a failure
+ * needs that status too (the Databricks client writes `METHOD path → status code: message`).
+ */
+describe('failure reasons name the HTTP status the service answered', () => {
+  test.each(CASES)('$kind: the provider answers 500 on create', async (kc) => {
+    const ctx = await setup(kc);
+    fault(ctx.routes.create, { status: 500, body: kc.error('INTERNAL_ERROR', INJECTED) });
+    const { outcome } = await ctx.services.engine.rotate(ctx.req);
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      step: 'create',
+      reason: expect.stringContaining(INJECTED),
+    });
+    expect(outcome).toMatchObject({ reason: expect.stringMatching(/\b500\b/) });
+  });
+
+  test('Key Vault answers 400 on store', async () => {
+    const ctx = await setup(CASES[0]!);
+    fault(
+      { service: 'keyvault', instance: ctx.tenant.vaultName, method: 'PUT', route: '/secrets/:name/?' },
+      { status: 400, body: { error: { code: 'BadParameter', message: INJECTED } } },
+    );
+    const { outcome } = await ctx.services.engine.rotate(ctx.req);
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      step: 'store',
+      reason: expect.stringContaining(INJECTED),
+    });
+    expect(outcome).toMatchObject({ reason: expect.stringMatching(/\b400\b/) });
   });
 });
