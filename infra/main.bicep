@@ -105,9 +105,6 @@ param mailDefaultTo string = ''
 @description('Deploy an Event Grid custom topic for notifications (NOTIFICATION_TOPIC_ENDPOINT).')
 param notificationTopicEnabled bool = false
 
-@allowed(['CloudEventSchemaV1_0', 'EventGridSchema'])
-param notificationTopicInputSchema string = 'CloudEventSchemaV1_0'
-
 @description('Vault holding the notification secrets below (only names are passed; the values stay in the vault).')
 param notificationSecretsVaultName string = ''
 param notificationSecretsVaultResourceGroup string = ''
@@ -230,7 +227,6 @@ module notificationTopic 'app/notification-topic.bicep' = if (notificationTopicE
     name: !empty(notificationTopicName) ? notificationTopicName : '${abbrs.eventGridDomainsTopics}notify-${resourceToken}'
     location: location
     tags: tags
-    inputSchema: notificationTopicInputSchema
   }
 }
 

@@ -12,4 +12,8 @@ await build({
   // The Functions library must be the host's own copy: the worker injects @azure/functions-core into it.
   external: ['@azure/functions', '@azure/functions-core'],
   logLevel: 'warning',
+  // ESM builds of some dependencies (@azure/storage-common's crc64.js) call createRequire(import.meta.url)
+  // at load time; in a CommonJS bundle import.meta is empty and the bundle would not load at all.
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

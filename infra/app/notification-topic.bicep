@@ -4,15 +4,14 @@
 param name string
 param location string = resourceGroup().location
 param tags object = {}
-@allowed(['CloudEventSchemaV1_0', 'EventGridSchema'])
-param inputSchema string = 'CloudEventSchemaV1_0'
 
 resource topic 'Microsoft.EventGrid/topics@2022-06-15' = {
   name: name
   location: location
   tags: tags
   properties: {
-    inputSchema: inputSchema
+    // The schema shared/notifications/channels/eventgrid.ts publishes in (EventGridPublisherClient 'EventGrid').
+    inputSchema: 'EventGridSchema'
     publicNetworkAccess: 'Enabled'
     disableLocalAuth: true
   }

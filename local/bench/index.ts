@@ -30,7 +30,7 @@ const QUICK = {
   ],
   scanLatencyMs: 5,
   memory: { small: { total: 200, label: '200' }, large: { total: 5_000, label: '5k' } },
-  rotations: 20,
+  rotations: 200,
 } as const;
 
 /** The whole bench is bounded: past this it stops and exits non-zero. */

@@ -231,6 +231,8 @@ export class LocalFunctionHost {
   readonly logs: HostLogEntry[] = [];
   /** The schedule of each timer function, `%NAME%` resolved and validated. */
   readonly schedules = new Map<string, Schedule>();
+  /** Each function's bindings with `%NAME%` resolved (the registrations stay as registered). */
+  private readonly resolved = new Map<string, Record<string, BindingInfo>>();
 
   private server?: Server;
   private readonly listeners: QueueListener[] = [];
@@ -342,7 +344,7 @@ export class LocalFunctionHost {
 
   /** The function names by trigger type (`timerTrigger`, `eventGridTrigger`, `queueTrigger`). */
   functionsOf(triggerType: string): Registration[] {
-    return this.registrations.filter((r) => triggerOf(r)[1].type === triggerType);
+    return this.registrations.filter((r) => this.triggerOf(r)[1].type === triggerType);
   }
 
   /** The Event Grid webhook URL for a function, the path the host serves. */
@@ -356,33 +358,49 @@ export class LocalFunctionHost {
   /** Resolves `%NAME%` in every binding and checks what the host checks at indexing time. */
   private validate(): void {
     for (const r of this.registrations) {
-      for (const binding of Object.values(r.metadata.bindings)) {
-        for (const [k, v] of Object.entries(binding)) {
+      const fail = (what: string, e: unknown) =>
+        new Error(`Error indexing method 'Functions.${r.metadata.name}': ${what}${(e as Error).message}`, {
+          cause: e,
+        });
+      const bindings: Record<string, BindingInfo> = {};
+      for (const [name, binding] of Object.entries(r.metadata.bindings)) {
+        const copy: BindingInfo = { ...binding };
+        for (const [k, v] of Object.entries(copy)) {
           if (typeof v !== 'string' || !v.includes('%')) continue;
           try {
-            binding[k] = resolveAppSettings(v, this.env);
+            copy[k] = resolveAppSettings(v, this.env);
           } catch (e) {
-            throw new Error(
-              `Error indexing method 'Functions.${r.metadata.name}': ${(e as Error).message}`,
-              { cause: e },
-            );
+            throw fail('', e);
           }
         }
+        bindings[name] = copy;
       }
-      const [, trigger] = triggerOf(r);
+      this.resolved.set(r.metadata.name, bindings);
+      const [, trigger] = this.triggerOf(r);
       if (trigger.type === 'timerTrigger') {
         try {
           this.schedules.set(r.metadata.name, parseNcrontab(String(trigger.schedule)));
         } catch (e) {
-          throw new Error(
-            `Error indexing method 'Functions.${r.metadata.name}': the schedule is invalid: ${(e as Error).message}`,
-            { cause: e },
-          );
+          throw fail('the schedule is invalid: ', e);
         }
       } else if (!['eventGridTrigger', 'queueTrigger'].includes(trigger.type)) {
         this.log('warning', `${r.metadata.name}: ${trigger.type} is not driven by the local host`);
       }
     }
+  }
+
+  /** A function's bindings, `%NAME%` resolved. */
+  private bindingsOf(r: Registration): Record<string, BindingInfo> {
+    return this.resolved.get(r.metadata.name) ?? r.metadata.bindings;
+  }
+
+  /** The trigger binding: its name and info. */
+  private triggerOf(r: Registration): [string, BindingInfo] {
+    const found = Object.entries(this.bindingsOf(r)).find(
+      ([, b]) => b.direction === 'in' && /Trigger$/i.test(b.type),
+    );
+    if (!found) throw new Error(`function ${r.metadata.name} has no trigger binding`);
+    return found;
   }
 
   /**
@@ -446,8 +464,8 @@ export class LocalFunctionHost {
     const { name } = registration.metadata;
     const invocationId = randomUUID();
     const inv = { functionName: name, invocationId };
-    const [triggerName, trigger] = triggerOf(registration);
-    const outs = Object.entries(registration.metadata.bindings).filter(([, b]) => b.direction === 'out');
+    const [triggerName, trigger] = this.triggerOf(registration);
+    const outs = Object.entries(this.bindingsOf(registration)).filter(([, b]) => b.direction === 'out');
     const context = new this.lib.InvocationContext({
       invocationId,
       functionName: name,
@@ -505,7 +523,7 @@ export class LocalFunctionHost {
     result: unknown,
   ): Promise<Record<string, number>> {
     const written: Record<string, number> = {};
-    for (const [name, binding] of Object.entries(registration.metadata.bindings)) {
+    for (const [name, binding] of Object.entries(this.bindingsOf(registration))) {
       if (binding.direction !== 'out') continue;
       const value = name === '$return' ? result : context.extraOutputs.get(name);
       if (value === undefined || value === null) continue;
@@ -721,7 +739,7 @@ export class LocalFunctionHost {
 
   private listenQueues(): void {
     for (const registration of this.functionsOf('queueTrigger')) {
-      const [, trigger] = triggerOf(registration);
+      const [, trigger] = this.triggerOf(registration);
       const queueName = String(trigger.queueName);
       const listener: QueueListener = {
         registration,
@@ -843,7 +861,7 @@ export class LocalFunctionHost {
       'warning',
       `Message has reached MaxDequeueCount of ${this.settings.queues.maxDequeueCount}. Moving message to queue '${poisonName}'.`,
     );
-    const [, trigger] = triggerOf(l.registration);
+    const [, trigger] = this.triggerOf(l.registration);
     const poison = await this.queueClient({ ...trigger, queueName: poisonName }, true);
     await poison.sendMessage(message.messageText);
     await l.client.deleteMessage(message.messageId, message.popReceipt);
@@ -896,15 +914,6 @@ export class LocalFunctionHost {
     for (const cleanup of this.cleanups.reverse()) cleanup();
     this.cleanups = [];
   }
-}
-
-/** The trigger binding: its name and info. */
-function triggerOf(r: Registration): [string, BindingInfo] {
-  const found = Object.entries(r.metadata.bindings).find(
-    ([, b]) => b.direction === 'in' && /Trigger$/i.test(b.type),
-  );
-  if (!found) throw new Error(`function ${r.metadata.name} has no trigger binding`);
-  return found;
 }
 
 /** As the library reads a string trigger: JSON when it parses, the string otherwise. */

@@ -93,3 +93,18 @@ describe('Key Vault event subscription', () => {
     },
   );
 });
+
+describe('notification topic', () => {
+  const topicBicep = readInfra('app/notification-topic.bicep');
+  const channel = read('shared/notifications/channels/eventgrid.ts');
+
+  test('takes the schema the eventgrid channel publishes in, with Entra auth only', () => {
+    const published = /new EventGridPublisherClient\([^,]+,\s*'(\w+)'/.exec(channel)?.[1];
+    const expected = { EventGrid: 'EventGridSchema', CloudEvent: 'CloudEventSchemaV1_0' }[published ?? ''];
+    expect(expected).toBeDefined();
+    expect(topicBicep).toMatch(new RegExp(`inputSchema:\\s*'${expected}'`));
+    expect(topicBicep).toMatch(/disableLocalAuth:\s*true/);
+    // The channel authenticates with a token credential, not a key.
+    expect(channel).not.toMatch(/AzureKeyCredential|AzureSASCredential/);
+  });
+});

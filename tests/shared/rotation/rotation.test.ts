@@ -871,6 +871,29 @@ describe('no secret value in any output', () => {
     ]);
   });
 
+  test('the request capture sees the Azure SDK (node:http) and the Databricks client (undici)', async () => {
+    const ctx = await setup('pat');
+    const requests = captureRequests();
+    try {
+      await latest(ctx);
+      await probe(ctx, ctx.tenant.initial.pat);
+    } finally {
+      requests.stop();
+    }
+    const ws = new URL(ctx.tenant.workspaceUrl).origin;
+    expect(requests.requests).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ client: 'http', method: 'GET', origin: ctx.tenant.vaultUrl }),
+        expect.objectContaining({
+          client: 'undici',
+          method: 'GET',
+          origin: ws,
+          path: '/api/2.0/preview/scim/v2/Me',
+        }),
+      ]),
+    );
+  });
+
   test('success, failures and bad tags of every kind: no log line, reason or notification holds a value', async () => {
     // Scenarios of their own (so this test stands alone), on top of everything the tests above ran.
     for (const { key } of KINDS) {
