@@ -9,8 +9,11 @@ await build({
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
+  minify: true,
+  keepNames: true,
   // The Functions library must be the host's own copy: the worker injects @azure/functions-core into it.
-  external: ['@azure/functions', '@azure/functions-core'],
+  // applicationinsights (with its OpenTelemetry tree) is required only when a connection string is set.
+  external: ['@azure/functions', '@azure/functions-core', 'applicationinsights'],
   logLevel: 'warning',
   // ESM builds of some dependencies (@azure/storage-common's crc64.js) call createRequire(import.meta.url)
   // at load time; in a CommonJS bundle import.meta is empty and the bundle would not load at all.

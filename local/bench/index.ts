@@ -30,7 +30,7 @@ const QUICK = {
   ],
   scanLatencyMs: 5,
   memory: { small: { total: 200, label: '200' }, large: { total: 5_000, label: '5k' } },
-  rotations: 200,
+  rotations: 20,
 } as const;
 
 /** The whole bench is bounded: past this it stops and exits non-zero. */
@@ -86,7 +86,15 @@ function memoryRows(small: MemoryRun, large: MemoryRun): Row[] {
       baseline: mb(small.peakHeapUsed),
       unit: 'MB',
       digits: 1,
-      note: `no latency; large scan took ${(large.ms / 1000).toFixed(1)} s`,
+      note: 'includes garbage not yet collected',
+    },
+    {
+      metric: `${label}: heap retained after scan + full GC`,
+      value: mb(large.retainedHeap),
+      baseline: mb(small.retainedHeap),
+      unit: 'MB',
+      digits: 1,
+      note: `no latency; ${large.workItems} vs ${small.workItems} work items held; large scan ${(large.ms / 1000).toFixed(0)} s`,
     },
   ];
 }
@@ -108,6 +116,7 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const plan = quick ? QUICK : FULL;
   const started = performance.now();
+  const loadAtStart = os.loadavg().map((l) => Number(l.toFixed(2)));
   const deadline = setTimeout(() => {
     console.error(`bench: still running after ${DEADLINE_MS / 60_000} min; giving up`);
     process.exit(1);
@@ -139,7 +148,14 @@ async function main(): Promise<void> {
       quick,
       finishedAt: new Date().toISOString(),
       wallMs,
-      machine: { node: process.version, cpus: os.cpus().length, platform: `${os.platform()} ${os.arch()}` },
+      machine: {
+        node: process.version,
+        cpus: os.cpus().length,
+        platform: `${os.platform()} ${os.arch()}`,
+        // Other work on the machine moves every figure; the ratios are measured side by side.
+        loadAverageAtStart: loadAtStart,
+        loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))),
+      },
       scan: scans,
       memory: {
         small,

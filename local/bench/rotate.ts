@@ -19,6 +19,8 @@ const OWNER = 'bench@contoso.com';
 /** Rotations before the timed runs: tokens, TLS sessions, the lock container, JIT. */
 const WARM_UP = 8;
 const WARM_UP_CONCURRENCY = 4;
+/** The timed rotations run in this many interleaved rounds per mode. */
+const ROUNDS = 4;
 
 /** What the Functions host runs at once per instance: batchSize + newBatchThreshold (host.json). */
 export function hostConcurrency(): { concurrency: number; batchSize: number; newBatchThreshold: number } {
@@ -124,36 +126,49 @@ export interface Phase {
   requestsPerRotation: Record<string, number>;
 }
 
-async function phase(
-  env: BenchEnv,
-  vault: Vault,
-  items: WorkItem[],
-  concurrency: number,
-  driver: Driver,
-): Promise<Phase> {
+/** One mode's totals over its chunks. */
+interface Tally {
+  ms: number;
+  cpuMicros: number;
+  items: number;
+  statuses: Partial<Record<Status, number>>;
+  requests: Record<string, number>;
+}
+
+const newTally = (): Tally => ({ ms: 0, cpuMicros: 0, items: 0, statuses: {}, requests: {} });
+
+async function chunk(env: BenchEnv, tally: Tally, items: WorkItem[], concurrency: number, driver: Driver) {
   env.azure.servers.counts.reset();
   const cpu = process.cpuUsage();
   const { ms, statuses } = await pool(items, concurrency, driver.run);
   const used = process.cpuUsage(cpu);
-  const requests: Record<string, number> = {};
+  tally.ms += ms;
+  tally.cpuMicros += used.user + used.system;
+  tally.items += items.length;
+  for (const [status, n] of Object.entries(statuses) as [Status, number][])
+    tally.statuses[status] = (tally.statuses[status] ?? 0) + n;
   for (const [label, n] of Object.entries(env.azure.servers.counts.snapshot())) {
     const service = label.split(/[ /]/)[0] as string;
-    requests[service] = (requests[service] ?? 0) + n;
+    tally.requests[service] = (tally.requests[service] ?? 0) + n;
   }
-  const per = (n: number) => Number((n / items.length).toFixed(2));
+}
+
+function toPhase(tally: Tally, vault: Vault): Phase {
+  const per = (n: number) => Number((n / tally.items).toFixed(2));
   return {
-    ms: Math.round(ms),
-    perSecond: Number(((items.length * 1000) / ms).toFixed(2)),
-    statuses,
+    ms: Math.round(tally.ms),
+    perSecond: Number(((tally.items * 1000) / tally.ms).toFixed(2)),
+    statuses: tally.statuses,
     rotatedInVault: rotatedInVault(vault),
-    cpuMsPerRotation: per((used.user + used.system) / 1000),
-    requestsPerRotation: Object.fromEntries(Object.entries(requests).map(([k, n]) => [k, per(n)])),
+    cpuMsPerRotation: per(tally.cpuMicros / 1000),
+    requestsPerRotation: Object.fromEntries(Object.entries(tally.requests).map(([k, n]) => [k, per(n)])),
   };
 }
 
 export interface RotationRun {
   kind: 'databricks-pat';
   secrets: number;
+  rounds: number;
   driver: string;
   driverNote?: string;
   concurrency: number;
@@ -207,12 +222,30 @@ export async function benchRotations(
   const { batchSize, newBatchThreshold } = hostConcurrency();
   const driver = await loadDriver(env, settings, parsed);
   await pool(itemsOf(warm), WARM_UP_CONCURRENCY, driver.run);
-  // The baseline first: it then also pays for anything the warm-up missed.
-  const sequential = await phase(env, seq, itemsOf(seq), 1, driver);
-  const concurrent = await phase(env, par, itemsOf(par), concurrency, driver);
+  // Interleaved rounds, the order flipping each round: the machine's load and anything that grows
+  // with the process (tokens, caches) then weigh on both modes alike.
+  const seqTally = newTally();
+  const parTally = newTally();
+  const seqItems = itemsOf(seq);
+  const parItems = itemsOf(par);
+  const size = Math.ceil(count / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) {
+    const runSeq = () => chunk(env, seqTally, seqItems.slice(r * size, (r + 1) * size), 1, driver);
+    const runPar = () => chunk(env, parTally, parItems.slice(r * size, (r + 1) * size), concurrency, driver);
+    if (r % 2 === 0) {
+      await runSeq();
+      await runPar();
+    } else {
+      await runPar();
+      await runSeq();
+    }
+  }
+  const sequential = toPhase(seqTally, seq);
+  const concurrent = toPhase(parTally, par);
   return {
     kind: 'databricks-pat',
     secrets: count,
+    rounds: ROUNDS,
     driver: driver.name,
     driverNote: driver.note,
     concurrency,
