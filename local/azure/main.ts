@@ -58,8 +58,11 @@ export function loadSeedFile(file: string): Seed {
   return result.data;
 }
 
-/** Starts local Azure (and seeds it) as a component of the local stack. */
-export async function startLocalAzure(options: { port?: number; seed?: string }): Promise<Component> {
+/** Starts local Azure (and seeds it) as a component of the local stack; `azure` is the running instance. */
+export async function startLocalAzure(options: {
+  port?: number;
+  seed?: string;
+}): Promise<Component & { azure: LocalAzure }> {
   const seed = options.seed === undefined ? undefined : loadSeedFile(options.seed);
   const certs = ensureCertificates();
   const azure = await LocalAzure.start({ port: options.port, certs });
@@ -84,7 +87,7 @@ export async function startLocalAzure(options: { port?: number; seed?: string })
     ['Webhook sink', `${azure.url}/sink/{channel}`],
     ['CA certificate', certs.caPath],
   ];
-  return { name: 'Local Azure', endpoints, stop: () => azure.stop() };
+  return { name: 'Local Azure', endpoints, stop: () => azure.stop(), azure };
 }
 
 /** Aligned `label  value` lines under each component's name, for people (not JSON). */
@@ -98,13 +101,13 @@ export function formatEndpoints(components: Component[]): string {
 }
 
 /**
- * Starts the components in order and prints their endpoints; then either stops at once (`once`) or
- * waits for SIGINT/SIGTERM. Stops in reverse order and exits 0; a failed start stops what started and
- * exits 1.
+ * Starts the components in order and prints their endpoints; runs `afterStart` (e.g. a first cycle of
+ * the function app); then either stops at once (`once`) or waits for SIGINT/SIGTERM. Stops in reverse
+ * order and exits 0; a failed start (or afterStart) stops what started and exits 1.
  */
 export async function runComponents(
   starters: (() => Promise<Component>)[],
-  options: { once: boolean },
+  options: { once: boolean; afterStart?: () => Promise<void> },
 ): Promise<void> {
   const started: Component[] = [];
   const stopAll = async () => {
@@ -121,12 +124,6 @@ export async function runComponents(
   }
 
   console.log(formatEndpoints(started));
-  if (options.once) {
-    await stopAll();
-    console.log('\nStopped.');
-    process.exit(0);
-  }
-  console.log('\nRunning. Ctrl-C stops.');
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     // A terminal Ctrl-C reaches this process twice (directly and forwarded by with-local-ca.mjs).
@@ -138,8 +135,26 @@ export async function runComponents(
       process.exit(0);
     });
   };
+  // Installed before afterStart, so Ctrl-C during a first cycle also stops everything cleanly.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  try {
+    await options.afterStart?.();
+  } catch (e) {
+    if (stopping) return;
+    stopping = true;
+    console.error(e instanceof Error ? e.message : String(e));
+    await stopAll();
+    process.exit(1);
+  }
+  if (stopping) return;
+  if (options.once) {
+    stopping = true;
+    await stopAll();
+    console.log('\nStopped.');
+    process.exit(0);
+  }
+  console.log('\nRunning. Ctrl-C stops.');
 }
 
 async function main(): Promise<void> {

@@ -107,7 +107,7 @@ function rotationRows(run: RotationRun): Row[] {
       baseline: run.sequential.perSecond,
       unit: '/s',
       digits: 1,
-      note: `rotated ${run.concurrent.rotatedInVault}/${run.secrets} vs ${run.sequential.rotatedInVault}/${run.secrets}`,
+      note: `rotated ${run.concurrent.rotatedInVault}/${run.secrets} vs ${run.sequential.rotatedInVault}/${run.secrets}; CPU ${run.concurrent.cpuMsPerRotation} vs ${run.sequential.cpuMsPerRotation} ms/rotation`,
     },
   ];
 }
@@ -139,7 +139,9 @@ async function main(): Promise<void> {
     const small = await benchMemory(env, plan.memory.small.total, plan.memory.small.label);
     step(`memory: scan of ${plan.memory.large.total} secrets in a child process`);
     const large = await benchMemory(env, plan.memory.large.total, plan.memory.large.label);
-    step(`rotations: ${plan.rotations} one at a time, then ${plan.rotations} with ${concurrency} at once`);
+    step(
+      `rotations: ${plan.rotations} one at a time and ${plan.rotations} with ${concurrency} at once, interleaved`,
+    );
     const rotations = await benchRotations(env, plan.rotations, concurrency);
 
     const rows = [...scans.flatMap(scanRows), ...memoryRows(small, large), ...rotationRows(rotations)];

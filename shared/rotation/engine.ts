@@ -9,7 +9,7 @@ import type { Locks } from '../clients/lock';
 import { notification, type Notification, type NotificationKind } from '../notifications/notification';
 import { readPolicy, type RotationPolicy } from '../policy';
 import { redactError, registerSecret } from '../redact';
-import type { CredentialInfo, Rotator, RotatorDeps, SecretContext } from '../rotators/types';
+import type { CredentialInfo, NewCredential, Rotator, RotatorDeps, SecretContext } from '../rotators/types';
 
 export type Step =
   'lock' | 'read' | 'policy' | 'binding' | 'create' | 'verify' | 'store' | 'revoke' | 'reconcile';
@@ -211,7 +211,8 @@ export class RotationEngine {
         ctx: { vaultName: vault.name, secretName: req.secret, currentValue: current.value ?? '' },
         rotationId,
         now: this.now(),
-        dryRun: req.dryRun ?? this.options.settings.ROTATION_DRY_RUN,
+        // The setting wins: an operator's global dry run is never overridden by a message.
+        dryRun: this.options.settings.ROTATION_DRY_RUN || (req.dryRun ?? false),
         notify: (k, details) =>
           notifications.push(
             notification(k, { ...req, recipients }, { kind: kind ?? null, ...details }, this.now()),
@@ -263,20 +264,26 @@ export class RotationEngine {
     if (pending) await this.revokePreviousLocked(s, true);
 
     const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${rotationId}`;
+    const untouched = { ...current.properties.tags };
     await step('create', () =>
-      updateTags(s, {
-        ...current.properties.tags,
-        [TAGS.rotationStarted]: `${rotationId}@${s.now.toISOString()}`,
-      }),
+      updateTags(s, { ...untouched, [TAGS.rotationStarted]: `${rotationId}@${s.now.toISOString()}` }),
     );
-    const created = await step('create', () =>
-      rotator.create(
-        policy.target,
-        ctx,
-        { lifetimeSeconds, expiresAt: new Date(s.now.getTime() + lifetimeSeconds * 1000), marker },
-        this.options.deps,
-      ),
-    );
+    let created: NewCredential;
+    try {
+      created = await step('create', () =>
+        rotator.create(
+          policy.target,
+          ctx,
+          { lifetimeSeconds, expiresAt: new Date(s.now.getTime() + lifetimeSeconds * 1000), marker },
+          this.options.deps,
+        ),
+      );
+    } catch (e) {
+      // Refused (4xx): nothing was created, so no interrupted rotation is left to reconcile. After a 5xx
+      // or no answer the provider may have created it: the marker stays for reconcile.
+      if (refused(e)) await updateTags(s, untouched).catch(() => undefined);
+      throw e;
+    }
     registerSecret(created.value);
 
     const revokeAfter = new Date(s.now.getTime() + policy.graceHours * 3_600_000);
@@ -458,6 +465,21 @@ export class RotationEngine {
       ? ({ status: 'revoked', credentialIds: orphans.map((o) => o.id) } as OpResult)
       : ({ status: 'skipped', reason: 'no orphaned credentials' } as OpResult);
   }
+}
+
+/** Whether the provider answered 4xx (or refused a precondition), anywhere in the cause chain. */
+function refused(error: unknown): boolean {
+  for (
+    let e: unknown = error;
+    e;
+    e = (e as { cause?: unknown; error?: unknown }).error ?? (e as { cause?: unknown }).cause
+  ) {
+    if (e instanceof PermanentError) return true;
+    const status =
+      (e as { status?: unknown; statusCode?: unknown }).status ?? (e as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number') return status >= 400 && status < 500;
+  }
+  return false;
 }
 
 async function readCurrent(vault: Vault, name: string): Promise<KeyVaultSecret> {
