@@ -214,6 +214,66 @@ interface QueueListener {
   loop?: Promise<void>;
 }
 
+export interface LoadedFunctionApp {
+  /** The stand-in the bundle registered with: `registrations`, `programmingModel`. */
+  core: FunctionsCoreStandIn;
+  /** The copy of @azure/functions the bundle uses (its InvocationContext). */
+  lib: typeof Functions;
+  /** The bundle's path (package.json `main`). */
+  bundle: string;
+  /** Uninstalls the core stand-in. */
+  unload(): void;
+}
+
+/**
+ * Builds the bundle package.json `main` names (always, when a source is newer, or never) and loads it
+ * with the `@azure/functions-core` stand-in installed, as the host's worker would load it.
+ */
+export async function loadFunctionApp(
+  options: {
+    root?: string;
+    build?: LocalFunctionHostOptions['build'];
+    log?: (level: LogLevel, message: string) => void;
+  } = {},
+): Promise<LoadedFunctionApp> {
+  const root = options.root ?? ROOT;
+  const log = options.log ?? (() => undefined);
+  const core = new FunctionsCoreStandIn((level, category, message) =>
+    log(/error|critical/i.test(level) ? 'error' : 'debug', `[${category}] ${message}`),
+  );
+  let uninstall: (() => void) | undefined;
+  try {
+    return await withBuildLock(root, async () => {
+      const main = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string }).main;
+      const bundle = path.resolve(root, main);
+      const mode = options.build ?? 'auto';
+      const stale =
+        !existsSync(bundle) ||
+        Math.max(newestSource(path.join(root, 'functions')), newestSource(path.join(root, 'shared'))) >
+          statSync(bundle).mtimeMs;
+      if (mode === 'always' || (mode === 'auto' && stale)) {
+        log('information', `building ${main} (npm run build)`);
+        await run(process.execPath, [path.join(root, 'local', 'build.mjs')], { cwd: root });
+      } else if (!existsSync(bundle)) {
+        throw new Error(`${main} does not exist; run npm run build`);
+      }
+      const req = nativeRequire(bundle);
+      // A fresh copy of the bundle and of @azure/functions, whose module state remembers whether it
+      // found the core module (it looks once).
+      const libDir = path.dirname(req.resolve('@azure/functions/package.json')) + path.sep;
+      for (const key of Object.keys(req.cache)) if (key === bundle || key.startsWith(libDir)) delete req.cache[key];
+      const remove = installFunctionsCore(core);
+      uninstall = remove;
+      req(bundle);
+      core.started();
+      return { core, lib: req('@azure/functions') as typeof Functions, bundle, unload: remove };
+    });
+  } catch (e) {
+    uninstall?.();
+    throw e;
+  }
+}
+
 const LEVELS: Record<string, LogLevel> = {
   log: 'information',
   info: 'information',
@@ -279,48 +339,20 @@ export class LocalFunctionHost {
       }
     };
 
-    const log = (level: LogLevel, message: string) =>
-      LocalFunctionHost.emit(options, [], { category: 'host', level, message });
-    const core = new FunctionsCoreStandIn((level, category, message) =>
-      log(level === 'Error' || level === 'error' ? 'error' : 'debug', `[${category}] ${message}`),
-    );
-    let uninstall: (() => void) | undefined;
-    let lib: typeof Functions;
+    let app: LoadedFunctionApp;
     try {
-      lib = await withBuildLock(root, async () => {
-        const main = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string })
-          .main;
-        const bundle = path.resolve(root, main);
-        const mode = options.build ?? 'auto';
-        const stale =
-          !existsSync(bundle) ||
-          Math.max(newestSource(path.join(root, 'functions')), newestSource(path.join(root, 'shared'))) >
-            statSync(bundle).mtimeMs;
-        if (mode === 'always' || (mode === 'auto' && stale)) {
-          log('information', `building ${main} (npm run build)`);
-          await run(process.execPath, [path.join(root, 'local', 'build.mjs')], { cwd: root });
-        } else if (!existsSync(bundle)) {
-          throw new Error(`${main} does not exist; run npm run build`);
-        }
-        const req = nativeRequire(bundle);
-        // A fresh copy of the bundle and of @azure/functions, whose module state remembers whether it
-        // found the core module (it looks once).
-        const libDir = path.dirname(req.resolve('@azure/functions/package.json')) + path.sep;
-        for (const key of Object.keys(req.cache))
-          if (key === bundle || key.startsWith(libDir)) delete req.cache[key];
-        uninstall = installFunctionsCore(core);
-        req(bundle);
-        core.started();
-        return req('@azure/functions') as typeof Functions;
+      app = await loadFunctionApp({
+        root,
+        build: options.build,
+        log: (level, message) => LocalFunctionHost.emit(options, [], { category: 'host', level, message }),
       });
     } catch (e) {
-      uninstall?.();
       restoreEnv();
       throw e;
     }
 
-    const host = new LocalFunctionHost(options, lib, core, settings, proc.env);
-    host.cleanups.push(() => uninstall?.(), restoreEnv);
+    const host = new LocalFunctionHost(options, app.lib, app.core, settings, proc.env);
+    host.cleanups.push(app.unload, restoreEnv);
     try {
       host.validate();
       host.interceptConsole();
@@ -338,8 +370,13 @@ export class LocalFunctionHost {
     options.onLog?.(entry);
   }
 
+  /** Runs a caller's callback outside any invocation, so its own console output is not captured. */
+  private outside(fn: () => void): void {
+    this.current.exit(fn);
+  }
+
   private log(level: LogLevel, message: string): void {
-    LocalFunctionHost.emit(this.options, this.logs, { category: 'host', level, message });
+    this.outside(() => LocalFunctionHost.emit(this.options, this.logs, { category: 'host', level, message }));
   }
 
   /** The function names by trigger type (`timerTrigger`, `eventGridTrigger`, `queueTrigger`). */
@@ -428,13 +465,15 @@ export class LocalFunctionHost {
     level: LogLevel,
     message: string,
   ): void {
-    LocalFunctionHost.emit(this.options, this.logs, { category, level, message, ...inv });
-    const event = parseTelemetryLine(message);
-    if (event) {
-      const e = { ...event, functionName: inv.functionName, invocationId: event.invocationId ?? inv.invocationId };
-      this.events.push(e);
-      this.options.onEvent?.(e);
-    }
+    this.outside(() => {
+      LocalFunctionHost.emit(this.options, this.logs, { category, level, message, ...inv });
+      const event = parseTelemetryLine(message);
+      if (event) {
+        const e = { ...event, functionName: inv.functionName, invocationId: event.invocationId ?? inv.invocationId };
+        this.events.push(e);
+        this.options.onEvent?.(e);
+      }
+    });
   }
 
   // ---- invocation -------------------------------------------------------------------------------
@@ -512,7 +551,7 @@ export class LocalFunctionHost {
         (record.error ? `: ${record.error}` : ''),
     );
     this.invocations.push(record);
-    this.options.onInvocation?.(record);
+    this.outside(() => this.options.onInvocation?.(record));
     return record;
   }
 

@@ -206,17 +206,9 @@ describe('ClientSecretCredential', () => {
 });
 
 describe('managed identity (App Service IDENTITY_ENDPOINT)', () => {
-  const saved = { endpoint: process.env.IDENTITY_ENDPOINT, header: process.env.IDENTITY_HEADER };
-  beforeAll(() => useManagedIdentityEnv(azure()));
-  afterAll(() => {
-    for (const [name, value] of [
-      ['IDENTITY_ENDPOINT', saved.endpoint],
-      ['IDENTITY_HEADER', saved.header],
-    ] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  });
+  let restore: () => void;
+  beforeAll(() => (restore = useManagedIdentityEnv(azure())));
+  afterAll(() => restore());
 
   test('system-assigned: the first seeded identity', async () => {
     const token = await new ManagedIdentityCredential().getToken(SCOPES.vault);

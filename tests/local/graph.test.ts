@@ -479,8 +479,7 @@ describe('POST /users/{id|upn}/sendMail', () => {
   });
 
   test('by user id, as a managed identity granted Mail.Send', async () => {
-    const saved = { endpoint: process.env.IDENTITY_ENDPOINT, header: process.env.IDENTITY_HEADER };
-    useManagedIdentityEnv(azure());
+    const restore = useManagedIdentityEnv(azure());
     try {
       const userId = azure().state.users.find((u) => u.userPrincipalName === SENDER)?.id as string;
       const before = azure().state.outbox.length;
@@ -493,13 +492,7 @@ describe('POST /users/{id|upn}/sendMail', () => {
           .map((m) => m.to),
       ).toEqual([['a@contoso.example', 'b@contoso.example']]);
     } finally {
-      for (const [name, value] of [
-        ['IDENTITY_ENDPOINT', saved.endpoint],
-        ['IDENTITY_HEADER', saved.header],
-      ] as const) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
+      restore();
     }
   });
 

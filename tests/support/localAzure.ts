@@ -28,8 +28,21 @@ export function appCredential(azure: LocalAzure, appId: string, secret: string):
   });
 }
 
-/** Points ManagedIdentityCredential (App Service style) at the local managed-identity endpoint. */
-export function useManagedIdentityEnv(azure: LocalAzure): void {
+/**
+ * Points ManagedIdentityCredential (App Service style) at the local managed-identity endpoint.
+ * Returns a function that puts the previous environment back.
+ */
+export function useManagedIdentityEnv(azure: LocalAzure): () => void {
+  const saved = {
+    IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT,
+    IDENTITY_HEADER: process.env.IDENTITY_HEADER,
+  };
   process.env.IDENTITY_ENDPOINT = azure.identityEndpoint;
   process.env.IDENTITY_HEADER = IDENTITY_HEADER;
+  return () => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
 }

@@ -184,6 +184,14 @@ function fault(r: Route, rule: Omit<FaultRule, 'service' | 'instance' | 'method'
   azure().servers.faults.add({ ...r, ...rule });
 }
 
+/** Key Vault refuses the new version with a status the SDK does not retry. */
+function refuseStore(ctx: Ctx): void {
+  fault(
+    { service: 'keyvault', instance: ctx.tenant.vaultName, method: 'PUT', route: '/secrets/:name/?' },
+    { status: 400, body: { error: { code: 'BadParameter', message: INJECTED } } },
+  );
+}
+
 /** The latest version as an application reads it (the tenant's Secrets User). */
 async function latest(ctx: Ctx) {
   const s = await ctx.tenant.reader.getSecret(ctx.secret);
@@ -364,10 +372,7 @@ describe.each(CASES)('$kind', (kc) => {
     const ctx = await setup(kc, 'store (400)');
     const before = await latest(ctx);
     const ids = providerIds(ctx);
-    fault(
-      { service: 'keyvault', instance: ctx.tenant.vaultName, method: 'PUT', route: '/secrets/:name/?' },
-      { status: 400, body: { error: { code: 'BadParameter', message: INJECTED } } },
-    );
+    refuseStore(ctx);
 
     const result = await ctx.services.engine.rotate(ctx.req);
 
@@ -384,10 +389,7 @@ describe.each(CASES)('$kind', (kc) => {
     const ctx = await setup(kc, 'store (400) + revoke (500)');
     const before = await latest(ctx);
     const ids = providerIds(ctx);
-    fault(
-      { service: 'keyvault', instance: ctx.tenant.vaultName, method: 'PUT', route: '/secrets/:name/?' },
-      { status: 400, body: { error: { code: 'BadParameter', message: INJECTED } } },
-    );
+    refuseStore(ctx);
     fault(ctx.routes.revoke, { status: 500, body: kc.error('INTERNAL_ERROR', 'revoke is down') });
 
     const result = await ctx.services.engine.rotate(ctx.req);
@@ -572,10 +574,7 @@ describe('failure reasons name the HTTP status the service answered', () => {
 
   test('Key Vault answers 400 on store', async () => {
     const ctx = await setup(CASES[0]!);
-    fault(
-      { service: 'keyvault', instance: ctx.tenant.vaultName, method: 'PUT', route: '/secrets/:name/?' },
-      { status: 400, body: { error: { code: 'BadParameter', message: INJECTED } } },
-    );
+    refuseStore(ctx);
     const { outcome } = await ctx.services.engine.rotate(ctx.req);
     expect(outcome).toMatchObject({
       status: 'failed',
