@@ -45,7 +45,11 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
   // Transient failures are retried by the queue; owners hear about them only when retries run out.
   if (!failedTransiently || lastAttempt)
     context.extraOutputs.set(notificationQueue, runtime.route(notifications, telemetry));
-  if (failedTransiently) {
+  if (failedTransiently && lastAttempt) {
+    // Retries are used up. The host discards the outputs of a failed invocation, so this one completes
+    // and parks the message in the poison queue itself; throwing would lose the owners' notice.
+    context.extraOutputs.set(rotationPoisonQueue, [message]);
+  } else if (failedTransiently) {
     await telemetry.flush();
     throw new TransientError(
       `${item.op} of ${item.vault}/${item.secret} failed at ${outcome.step} (attempt ${attempt} of ${MAX_DEQUEUE_COUNT}): ${outcome.reason}`,

@@ -13,6 +13,9 @@ const DAY_MS = 86_400_000;
 
 export const DEMO_VAULTS = { dataPlatform: 'kv-data-platform', apps: 'kv-apps' } as const;
 
+/** The function app's managed identity (its name in the seed). */
+export const DEMO_ROTATOR = 'func-kv-rotator';
+
 export const DEMO_SECRETS = {
   pat: { vault: DEMO_VAULTS.dataPlatform, name: 'adf-databricks-pat', kind: 'databricks-pat' },
   sp: { vault: DEMO_VAULTS.dataPlatform, name: 'etl-sp-oauth-secret', kind: 'databricks-sp-secret' },
@@ -40,6 +43,9 @@ export const DEMO_MAIL = {
   /** The PAT's `notify` tag adds this recipient. */
   owner: 'data-eng@contoso.com',
 } as const;
+
+/** The Event Grid custom topic notifications are published to. */
+export const DEMO_TOPIC = 'kv-rotator-notifications';
 
 export interface Demo {
   /** App settings for the function app (undefined = remove from the environment). */
@@ -81,14 +87,18 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
     badTag: `bil8Q~${hex(17)}`,
   };
   const reader = { appId: readerAppId, secret: `rdr8Q~${hex(17)}` };
-  const rotator = 'func-kv-rotator';
+  const rotator = DEMO_ROTATOR;
   const workspaceName = 'adb-data-platform';
 
   // The rotator's managed identity owns the Entra apps it rotates, may send mail, and is an admin of
   // the Databricks account; the apps carry the binding tag only their owners can write.
   const first = await azure.seed({
     managedIdentities: [
-      { name: rotator, clientId: rotatorClientId, graphRoles: ['Application.ReadWrite.OwnedBy', 'Mail.Send'] },
+      {
+        name: rotator,
+        clientId: rotatorClientId,
+        graphRoles: ['Application.ReadWrite.OwnedBy', 'Mail.Send'],
+      },
     ],
     users: [{ userPrincipalName: DEMO_MAIL.sender }],
     apps: [
@@ -125,7 +135,12 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
         accountId,
         principals: [{ userName: DEMO_MAIL.owner }, { applicationId: spApplicationId }],
         tokens: [
-          { owner: DEMO_MAIL.owner, value: initial.pat, comment: 'ADF linked service', expiryTime: exp('pat') },
+          {
+            owner: DEMO_MAIL.owner,
+            value: initial.pat,
+            comment: 'ADF linked service',
+            expiryTime: exp('pat'),
+          },
         ],
       },
     ],
@@ -197,7 +212,8 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
   // delivered to Event Grid subscribers as usual.
   for (const vault of Object.values(DEMO_VAULTS)) {
     for (const versions of azure.state.vaults.get(vault)?.secrets.values() ?? []) {
-      for (const v of versions) if (v.exp && v.exp * 1000 - now <= NEAR_EXPIRY_MS) v.emitted.nearExpiry = true;
+      for (const v of versions)
+        if (v.exp && v.exp * 1000 - now <= NEAR_EXPIRY_MS) v.emitted.nearExpiry = true;
     }
   }
 
@@ -217,7 +233,8 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
     ROTATION_BINDINGS: `${DEMO_SECRETS.sp.vault}/${DEMO_SECRETS.sp.name}=databricks-sp:${accountId}/${sp.id}`,
     ROTATION_DRY_RUN: 'false',
     SCAN_SCHEDULE: '0 0 */6 * * *',
-    NOTIFY_DEFAULT_CHANNELS: 'teams,webhook,email',
+    NOTIFY_DEFAULT_CHANNELS: 'teams,webhook,email,eventgrid',
+    NOTIFICATION_TOPIC_ENDPOINT: azure.addTopic(DEMO_TOPIC),
     TEAMS_WEBHOOK_URL: `${azure.url}/sink/teams`,
     WEBHOOK_URL: `${azure.url}/sink/webhook`,
     WEBHOOK_SIGNING_KEY: randomBytes(32).toString('base64url'),

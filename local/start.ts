@@ -21,9 +21,15 @@ import { parseSettings } from '../shared/config';
 import { HANDLED_EVENT_TYPES, STORAGE, TAGS } from '../shared/constants';
 import { redactError } from '../shared/redact';
 import type { LocalAzure } from './azure';
-import { parseCliOptions, runComponents, startLocalAzure, type CliOptions, type Component } from './azure/main';
+import {
+  parseCliOptions,
+  runComponents,
+  startLocalAzure,
+  type CliOptions,
+  type Component,
+} from './azure/main';
 import { startAzurite } from './azurite';
-import { seedDemo } from './demo';
+import { DEMO_TOPIC, seedDemo } from './demo';
 import { LocalFunctionHost, type HostLogEntry } from './host/host';
 import { formatTable, notificationCounts, progressLine, summarize, type SecretSnapshot } from './host/report';
 
@@ -65,8 +71,12 @@ function parseStartOptions(argv: string[]): StartOptions {
 
 /** `local.settings.json` Values, as `func start` reads them. */
 function readLocalSettings(file: string): Record<string, string> {
-  if (!existsSync(file)) throw new Error(`${file} does not exist (copy local.settings.sample.json and fill it in)`);
-  const json = JSON.parse(readFileSync(file, 'utf8')) as { IsEncrypted?: boolean; Values?: Record<string, unknown> };
+  if (!existsSync(file))
+    throw new Error(`${file} does not exist (copy local.settings.sample.json and fill it in)`);
+  const json = JSON.parse(readFileSync(file, 'utf8')) as {
+    IsEncrypted?: boolean;
+    Values?: Record<string, unknown>;
+  };
   if (json.IsEncrypted) throw new Error(`${file} is encrypted; decrypt it with func settings decrypt`);
   return Object.fromEntries(
     Object.entries(json.Values ?? {})
@@ -112,8 +122,11 @@ async function snapshot(vaults: Vaults): Promise<SecretSnapshot[]> {
         out.push({
           vault: vault.name,
           secret: p.name,
-          // List pages carry no version; a new version has a new creation time.
-          version: p.createdOn?.toISOString(),
+          // List pages carry no version id. A version rotated in the same second as the seed has the
+          // same creation time, so expiry and the rotation-id tag tell versions apart too.
+          version: [p.createdOn?.toISOString(), p.expiresOn?.toISOString(), p.tags?.[TAGS.rotationId]].join(
+            '|',
+          ),
           kind: p.tags?.[TAGS.kind],
           expiresOn: p.expiresOn,
         });
@@ -169,6 +182,7 @@ async function appSettings(): Promise<Record<string, string | undefined>> {
 
 async function startFunctions(): Promise<Component> {
   const env = await appSettings();
+  const said = new Set<string>();
   const log = createWriteStream(LOG_FILE, { flags: 'w' });
   const write = (e: HostLogEntry) =>
     log.write(`${new Date().toISOString()} ${e.level.padEnd(11)} ${e.functionName ?? 'host'} ${e.message}\n`);
@@ -177,14 +191,21 @@ async function startFunctions(): Promise<Component> {
     onLog: write,
     onEvent: (e) => {
       const line = progressLine(e);
-      if (line) console.log(line);
+      // Every scan repeats its findings; say each once. Changes (✓) and failures always print.
+      if (!line || (/^(·|!|✗ bad tags)/.test(line) && said.has(line))) return;
+      said.add(line);
+      console.log(line);
     },
     onInvocation: (r) => {
-      if (r.status === 'failed') console.log(`✗ ${r.functionName} failed (${r.reason}): ${clip(r.error ?? '')}`);
+      if (r.status === 'failed')
+        console.log(`✗ ${r.functionName} failed (${r.reason}): ${clip(r.error ?? '')}`);
     },
   });
   const h = host;
-  const subscription = azure?.events.subscribe({ url: h.eventGridUrl(), eventTypes: [...HANDLED_EVENT_TYPES] });
+  const subscription = azure?.events.subscribe({
+    url: h.eventGridUrl(),
+    eventTypes: [...HANDLED_EVENT_TYPES],
+  });
   const describe = (name: string): string => {
     const r = h.registrations.find((x) => x.metadata.name === name);
     const trigger = Object.values(r?.metadata.bindings ?? {}).find((b) => b.direction === 'in');
@@ -196,7 +217,9 @@ async function startFunctions(): Promise<Component> {
     return trigger?.type ?? 'no trigger';
   };
   return {
-    name: options.settings ? `Function app (settings from ${options.settings})` : 'Function app (demo tenant)',
+    name: options.settings
+      ? `Function app (settings from ${options.settings})`
+      : 'Function app (demo tenant)',
     endpoints: [
       ...h.registrations.map((r): [string, string] => [r.metadata.name, describe(r.metadata.name)]),
       ['Function logs', LOG_FILE],
@@ -214,8 +237,11 @@ async function firstCycle(): Promise<void> {
   const h = host as LocalFunctionHost;
   const settings = parseSettings(process.env);
   const vaults = new Vaults(settings.KEY_VAULT_URIS, createServiceCredential(settings));
-  console.log('\nFirst cycle: scanVaults (timer) → rotation-requests → rotateSecret → notifications → sendNotifications');
-  if (settings.ROTATION_DRY_RUN) console.log('ROTATION_DRY_RUN is on: the cycle plans and reports, and changes nothing.');
+  console.log(
+    '\nFirst cycle: scanVaults (timer) → rotation-requests → rotateSecret → notifications → sendNotifications',
+  );
+  if (settings.ROTATION_DRY_RUN)
+    console.log('ROTATION_DRY_RUN is on: the cycle plans and reports, and changes nothing.');
   const before = await snapshot(vaults);
   const from = h.events.length;
   await h.tick();
@@ -224,7 +250,8 @@ async function firstCycle(): Promise<void> {
   const after = await snapshot(vaults);
   const events = h.events.slice(from);
 
-  console.log(`\n${formatTable(summarize(before, after, events))}`);
+  const rows = summarize(before, after, events);
+  console.log(rows.length ? `\n${formatTable(rows)}` : '\nNo secrets could be listed.');
 
   const counts = notificationCounts(events);
   const channels = Object.keys(counts).sort();
@@ -236,10 +263,14 @@ async function firstCycle(): Promise<void> {
     if (azure && (channel === 'teams' || channel === 'webhook'))
       where = ` → webhook sink /sink/${channel}: ${azure.sink.forChannel(channel).length} deliveries recorded`;
     if (azure && channel === 'email') where = ` → mail outbox: ${azure.state.outbox.length} messages`;
+    if (azure && channel === 'eventgrid')
+      where = ` → topic ${DEMO_TOPIC}: ${azure.topics.events(DEMO_TOPIC).length} events received`;
     console.log(`    ${channel.padEnd(9)} ${c.sent} sent${c.failed ? `, ${c.failed} failed` : ''}${where}`);
   }
   if (azure)
-    console.log(`Details: GET ${azure.url}/control/sink (?channel=teams|webhook) and GET ${azure.url}/control/outbox`);
+    console.log(
+      `Details: GET ${azure.url}/control/sink (?channel=teams|webhook), ${azure.url}/control/outbox and ${azure.url}/control/topics/${DEMO_TOPIC}/events`,
+    );
   console.log(`Function logs: ${LOG_FILE}`);
 
   if (!options.once) {

@@ -132,9 +132,16 @@ interface ModuleInternals {
  * class, and the bundle has to be loaded with the real `createRequire`.
  */
 export function nodeModule(): ModuleInternals {
-  let m: unknown = NodeModule;
-  while (Object.getPrototypeOf(m) !== Function.prototype) m = Object.getPrototypeOf(m);
-  return m as ModuleInternals;
+  // Walk up while the parent is a Module class too (Function.prototype differs between Jest's realm
+  // and Node's, so it cannot be the stop condition).
+  let m = NodeModule as unknown as ModuleInternals;
+  for (
+    let parent = Object.getPrototypeOf(m) as Partial<ModuleInternals> | null;
+    typeof parent?._load === 'function';
+    parent = Object.getPrototypeOf(parent) as Partial<ModuleInternals> | null
+  )
+    m = parent as ModuleInternals;
+  return m;
 }
 
 /** A plain Node `require` (outside any test runner's sandbox), relative to `filename`. */

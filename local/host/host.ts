@@ -83,6 +83,8 @@ export interface LocalFunctionHostOptions {
   minPollingIntervalMs?: number;
   /** Start polling the trigger queues at once (default true). */
   listen?: boolean;
+  /** Overrides of host.json `extensions.queues` (tests shorten the retry delay). */
+  queues?: Partial<QueueSettings>;
   onLog?(entry: HostLogEntry): void;
   onEvent?(event: TelemetryEvent): void;
   onInvocation?(record: InvocationRecord): void;
@@ -244,7 +246,8 @@ export async function loadFunctionApp(
   let uninstall: (() => void) | undefined;
   try {
     return await withBuildLock(root, async () => {
-      const main = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string }).main;
+      const main = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string })
+        .main;
       const bundle = path.resolve(root, main);
       const mode = options.build ?? 'auto';
       const stale =
@@ -261,7 +264,8 @@ export async function loadFunctionApp(
       // A fresh copy of the bundle and of @azure/functions, whose module state remembers whether it
       // found the core module (it looks once).
       const libDir = path.dirname(req.resolve('@azure/functions/package.json')) + path.sep;
-      for (const key of Object.keys(req.cache)) if (key === bundle || key.startsWith(libDir)) delete req.cache[key];
+      for (const key of Object.keys(req.cache))
+        if (key === bundle || key.startsWith(libDir)) delete req.cache[key];
       const remove = installFunctionsCore(core);
       uninstall = remove;
       req(bundle);
@@ -299,9 +303,13 @@ export class LocalFunctionHost {
   private readonly queueClients = new Map<string, QueueClient>();
   private readonly services = new Map<string, QueueServiceClient>();
   private readonly running = new Set<Promise<unknown>>();
+  /** Receive calls under way: their messages are invisible but not yet in `running`. */
+  private receiving = 0;
   private readonly current = new AsyncLocalStorage<{ functionName: string; invocationId: string }>();
   private timerLoop?: { waker: Waker; done: Promise<void> };
   private timerChain: Promise<unknown> = Promise.resolve();
+  /** Ends a retry delay early when the host stops. */
+  private readonly retryWaker = new Waker();
   private stopped = false;
   private cleanups: (() => void)[] = [];
 
@@ -322,7 +330,8 @@ export class LocalFunctionHost {
    */
   static async start(options: LocalFunctionHostOptions = {}): Promise<LocalFunctionHost> {
     const root = options.root ?? ROOT;
-    const settings = readHostJson(root);
+    const fromFile = readHostJson(root);
+    const settings = { ...fromFile, queues: { ...fromFile.queues, ...options.queues } };
     // The real process, even under a test runner whose `process` is a sandboxed copy: the bundle is
     // loaded with Node's own require and reads this one.
     const proc = nativeRequire(__filename)('node:process') as NodeJS.Process;
@@ -388,7 +397,8 @@ export class LocalFunctionHost {
   eventGridUrl(functionName?: string): string {
     const name = functionName ?? this.functionsOf('eventGridTrigger')[0]?.metadata.name;
     if (!name) throw new Error('no Event Grid function is registered');
-    const { port } = this.server?.address() as AddressInfo;
+    if (!this.server) throw new Error('the Event Grid webhook is not listening');
+    const { port } = this.server.address() as AddressInfo;
     return `http://127.0.0.1:${port}/runtime/webhooks/eventgrid?functionName=${encodeURIComponent(name)}`;
   }
 
@@ -469,7 +479,11 @@ export class LocalFunctionHost {
       LocalFunctionHost.emit(this.options, this.logs, { category, level, message, ...inv });
       const event = parseTelemetryLine(message);
       if (event) {
-        const e = { ...event, functionName: inv.functionName, invocationId: event.invocationId ?? inv.invocationId };
+        const e = {
+          ...event,
+          functionName: inv.functionName,
+          invocationId: event.invocationId ?? inv.invocationId,
+        };
         this.events.push(e);
         this.options.onEvent?.(e);
       }
@@ -567,7 +581,10 @@ export class LocalFunctionHost {
       const value = name === '$return' ? result : context.extraOutputs.get(name);
       if (value === undefined || value === null) continue;
       if (binding.type !== 'queue') {
-        this.log('warning', `${registration.metadata.name}: output ${name} (${binding.type}) is not written locally`);
+        this.log(
+          'warning',
+          `${registration.metadata.name}: output ${name} (${binding.type}) is not written locally`,
+        );
         continue;
       }
       const items = Array.isArray(value) ? value : [value];
@@ -586,7 +603,9 @@ export class LocalFunctionHost {
     const text = Buffer.isBuffer(item)
       ? item
       : Buffer.from(typeof item === 'string' ? item : JSON.stringify(item), 'utf8');
-    return this.settings.queues.messageEncoding === 'base64' ? text.toString('base64') : text.toString('utf8');
+    return this.settings.queues.messageEncoding === 'base64'
+      ? text.toString('base64')
+      : text.toString('utf8');
   }
 
   private decode(text: string): string {
@@ -641,6 +660,7 @@ export class LocalFunctionHost {
     const timers = this.functionsOf('timerTrigger').filter(
       (r) => functionName === undefined || r.metadata.name === functionName,
     );
+    if (this.stopped) return Promise.reject(new Error('the host has stopped'));
     if (timers.length === 0) throw new Error(`no timer function ${functionName ?? ''} is registered`.trim());
     const next = this.timerChain.then(async () => {
       const records: InvocationRecord[] = [];
@@ -678,7 +698,8 @@ export class LocalFunctionHost {
         return record;
       const delay = retryDelayMs(retry, attempt);
       this.log('warning', `retrying 'Functions.${registration.metadata.name}' in ${delay / 1000} s`);
-      await sleep(delay);
+      await this.retryWaker.wait(delay);
+      if (this.stopped) return record;
     }
   }
 
@@ -691,7 +712,8 @@ export class LocalFunctionHost {
     const waker = new Waker();
     const schedule = [...this.schedules.values()][0];
     const nextDelay = () =>
-      intervalMs ?? Math.max(0, (schedule && nextOccurrence(schedule, new Date())?.getTime()) ?? 0) - Date.now();
+      intervalMs ??
+      Math.max(0, (schedule && nextOccurrence(schedule, new Date())?.getTime()) ?? 0) - Date.now();
     const done = (async () => {
       while (!this.stopped) {
         await waker.wait(nextDelay());
@@ -736,7 +758,10 @@ export class LocalFunctionHost {
     // CloudEvents webhook validation (abuse protection): an OPTIONS preflight.
     if (req.method === 'OPTIONS') {
       const origin = req.headers['webhook-request-origin'];
-      res.writeHead(200, origin ? { 'WebHook-Allowed-Origin': String(origin), 'WebHook-Allowed-Rate': '*' } : {});
+      res.writeHead(
+        200,
+        origin ? { 'WebHook-Allowed-Origin': String(origin), 'WebHook-Allowed-Rate': '*' } : {},
+      );
       res.end();
       return;
     }
@@ -747,7 +772,9 @@ export class LocalFunctionHost {
     const name = url.searchParams.get('functionName');
     const registration = this.functionsOf('eventGridTrigger').find((r) => r.metadata.name === name);
     if (!registration) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`No Event Grid function named '${name ?? ''}'`);
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end(`No Event Grid function named '${name ?? ''}'`);
       return;
     }
     const chunks: Buffer[] = [];
@@ -762,13 +789,21 @@ export class LocalFunctionHost {
     const events = (Array.isArray(body) ? body : [body]) as Record<string, unknown>[];
     if (req.headers['aeg-event-type'] === 'SubscriptionValidation') {
       const code = (events[0]?.data as { validationCode?: string } | undefined)?.validationCode;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ validationResponse: code }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ validationResponse: code }));
       return;
     }
     let failed = 0;
     for (const event of events) {
       const type = String(event.eventType ?? event.type ?? 'event');
-      const record = await this.invoke(registration, 'eventGrid', `EventGrid trigger fired (${type})`, event, {});
+      const record = await this.invoke(
+        registration,
+        'eventGrid',
+        `EventGrid trigger fired (${type})`,
+        event,
+        {},
+      );
       if (record.status === 'failed') failed++;
     }
     res.writeHead(failed ? 500 : 200).end();
@@ -812,24 +847,33 @@ export class LocalFunctionHost {
         }
         if (l.inFlight <= q.newBatchThreshold) {
           // Invisible while it is processed; on failure it is made visible again after visibilityTimeout.
-          const batch = await l.client.receiveMessages({
-            numberOfMessages: q.batchSize,
-            visibilityTimeout: Math.ceil(this.settings.functionTimeoutMs / 1000),
-          });
-          received = batch.receivedMessageItems.length;
-          for (const message of batch.receivedMessageItems) {
-            l.inFlight++;
-            const work = this.process(l, message).finally(() => {
-              l.inFlight--;
-              l.waker.wake();
+          this.receiving++;
+          try {
+            const batch = await l.client.receiveMessages({
+              numberOfMessages: q.batchSize,
+              visibilityTimeout: Math.ceil(this.settings.functionTimeoutMs / 1000),
             });
-            this.running.add(work);
-            void work.finally(() => this.running.delete(work));
+            received = batch.receivedMessageItems.length;
+            for (const message of batch.receivedMessageItems) {
+              l.inFlight++;
+              const work = this.process(l, message).finally(() => {
+                l.inFlight--;
+                l.waker.wake();
+              });
+              this.running.add(work);
+              void work.finally(() => this.running.delete(work));
+            }
+          } finally {
+            // Only now: until the messages are in `running`, drain() must not call the queue idle.
+            this.receiving--;
           }
         }
       } catch (e) {
         if (this.stopped) break;
-        this.log('error', `polling queue '${l.queueName}' failed: ${e instanceof Error ? e.message : String(e)}`);
+        this.log(
+          'error',
+          `polling queue '${l.queueName}' failed: ${e instanceof Error ? e.message : String(e)}`,
+        );
       }
       if (this.stopped) break;
       const full = l.inFlight > q.newBatchThreshold;
@@ -932,7 +976,7 @@ export class LocalFunctionHost {
           l.waker.wake();
         }
       }
-      quiet = visible || this.running.size > 0 ? 0 : quiet + 1;
+      quiet = visible || this.running.size > 0 || this.receiving > 0 ? 0 : quiet + 1;
       await sleep(visible ? 50 : 100);
     }
   }
@@ -942,6 +986,7 @@ export class LocalFunctionHost {
     if (this.stopped) return;
     this.stopped = true;
     this.timerLoop?.waker.wake();
+    this.retryWaker.wake();
     for (const l of this.listeners) l.waker.wake();
     const server = this.server;
     if (server) {

@@ -26,7 +26,7 @@ export function progressLine(e: TelemetryEvent): string | undefined {
     case 'ScanCompleted':
       return d.outcome === 'failed'
         ? `✗ scan of ${d.vault} failed: ${clip(d.error ?? '')}`
-        : `· scanned ${d.vault}: ${d.scanned} secrets, ${d.optedIn} opted in, ${d.due} due, ${d.enqueued} operations queued`;
+        : `· scanned ${d.vault}: ${d.scanned} secrets, ${d.optedIn} opted in, ${d.due} due, ${d.enqueued} ${d.enqueued === '1' ? 'operation' : 'operations'} queued`;
     case 'SecretRotated':
       return `✓ rotated ${where(d)}${kind}, new expiry ${d.newExpiry?.slice(0, 10) ?? '?'}`;
     case 'SecretRotationPlanned':
@@ -127,17 +127,19 @@ export function formatTable(rows: SummaryRow[]): string {
     outcome: 'outcome',
   };
   const cols = Object.keys(header) as (keyof SummaryRow)[];
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))]));
+  const width = Object.fromEntries(
+    cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))]),
+  );
   const line = (r: SummaryRow) =>
-    cols
-      .map((c, i) => (i === cols.length - 1 ? r[c] : r[c].padEnd(width[c] as number)))
-      .join(' │ ');
+    cols.map((c, i) => (i === cols.length - 1 ? r[c] : r[c].padEnd(width[c] as number))).join(' │ ');
   const rule = cols.map((c) => '─'.repeat(width[c] as number)).join('─┼─');
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
 /** Notifications by channel and outcome, from NotificationSent / NotificationFailed events. */
-export function notificationCounts(events: TelemetryEvent[]): Record<string, { sent: number; failed: number }> {
+export function notificationCounts(
+  events: TelemetryEvent[],
+): Record<string, { sent: number; failed: number }> {
   const counts: Record<string, { sent: number; failed: number }> = {};
   for (const e of events) {
     if (e.name !== 'NotificationSent' && e.name !== 'NotificationFailed') continue;

@@ -37,7 +37,10 @@ test('the bundle is what package.json main points the host at, and @azure/functi
 });
 
 test('the programming model is set once, by @azure/functions v4, before the functions register', () => {
-  expect(app.core.programmingModel).toMatchObject({ name: '@azure/functions', version: expect.stringMatching(/^4\./) });
+  expect(app.core.programmingModel).toMatchObject({
+    name: '@azure/functions',
+    version: expect.stringMatching(/^4\./),
+  });
   expect(app.core.registrations.map((r) => r.metadata.name)).toEqual([
     'scanVaults',
     'onKeyVaultEvent',
@@ -117,7 +120,11 @@ test('the stand-in refuses what the worker refuses: registering after startup', 
 
 describe('indexing, as the host does it when it starts', () => {
   const start = (env: Record<string, string | undefined>) =>
-    LocalFunctionHost.start({ build: 'never', listen: false, env: { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ...env } });
+    LocalFunctionHost.start({
+      build: 'never',
+      listen: false,
+      env: { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ...env },
+    });
 
   beforeAll(() => app.unload()); // one stand-in per process at a time
 
