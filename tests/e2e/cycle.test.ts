@@ -15,6 +15,7 @@ import {
   DEMO_MAIL,
   DEMO_ROTATOR,
   DEMO_SECRETS,
+  DEMO_TOPIC,
   DEMO_VAULTS,
   seedDemo,
   type Demo,
@@ -109,16 +110,20 @@ afterAll(async () => {
 });
 
 describe('one timer tick, queues drained', () => {
-  test('every invocation succeeded: the scan planned three rotations and two notices for three channels', () => {
+  test('every invocation succeeded: the scan planned three rotations and two notices for four channels', () => {
     expect(cycleInvocations.filter((i) => i.status === 'failed')).toEqual([]);
     const scans = cycleInvocations.filter((i) => i.functionName === 'scanVaults');
     expect(scans).toHaveLength(1);
-    expect(scans[0]!.outputs).toEqual({ [STORAGE.rotationQueue]: 3, [STORAGE.notificationQueue]: 6 });
+    expect(scans[0]!.outputs).toEqual({ [STORAGE.rotationQueue]: 3, [STORAGE.notificationQueue]: 8 });
     const rotations = cycleInvocations.filter((i) => i.functionName === 'rotateSecret');
     expect(rotations).toHaveLength(3);
-    // Each rotation enqueued its `rotated` notice for teams, webhook and email.
-    for (const r of rotations) expect(r.outputs).toEqual({ [STORAGE.notificationQueue]: 3 });
-    expect(cycleInvocations.filter((i) => i.functionName === 'sendNotifications')).toHaveLength(15);
+    // Each rotation enqueued its `rotated` notice for teams, webhook, email and the Event Grid topic.
+    for (const r of rotations) expect(r.outputs).toEqual({ [STORAGE.notificationQueue]: 4 });
+    expect(cycleInvocations.filter((i) => i.functionName === 'sendNotifications')).toHaveLength(20);
+    const published = azure().topics.events(DEMO_TOPIC);
+    expect(published.map((e) => e.event.eventType).sort()).toEqual(
+      [...Array(3).fill('KvRotator.Rotated'), 'KvRotator.Expiring', 'KvRotator.RotationFailed'].sort(),
+    );
   });
 
   const probe: Record<'pat' | 'sp' | 'app', (value: string) => Promise<Probe>> = {
