@@ -30,6 +30,12 @@ const PATTERNS: [RegExp, string][] = [
 
 const AUTH_HEADER = /\b(Bearer|Basic)(\s+)([A-Za-z0-9._~+/-]{8,}=*)("?)/gi;
 
+/**
+ * The most recently handled values, newest last. Bounded so a long-lived worker neither grows nor slows
+ * every log line: a value is only in memory while an operation uses it, and 512 covers far more
+ * concurrent operations than one worker runs. Credential-shaped text is masked by pattern regardless.
+ */
+const MAX_KNOWN = 512;
 const known = new Set<string>();
 
 /**
@@ -37,7 +43,10 @@ const known = new Set<string>();
  * Values shorter than 8 characters are not registered: masking them would mangle ordinary words.
  */
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 8) known.add(value);
+  if (!value || value.length < 8) return;
+  known.delete(value);
+  known.add(value);
+  if (known.size > MAX_KNOWN) known.delete(known.values().next().value as string);
 }
 
 /** Returns the text with every registered value and every credential-shaped substring masked. */

@@ -242,3 +242,16 @@ describe('redactError', () => {
     expect(redactError(new Error('outer', { cause: `body ${sp}` }))).toBe(`Error: outer <- body ${MASK}`);
   });
 });
+
+describe('the registry of handled values is bounded', () => {
+  test('the newest 512 values are masked; older ones fall out (patterns still catch credential shapes)', () => {
+    const values = Array.from({ length: 600 }, (_, i) => `handled-value-${i}-${'x'.repeat(8)}`);
+    for (const v of values) registerSecret(v);
+    expect(redact(`a ${values[599]} b`)).toBe('a [REDACTED] b');
+    expect(redact(`a ${values[88]} b`)).toBe('a [REDACTED] b');
+    expect(redact(`a ${values[87]} b`)).toBe(`a ${values[87]} b`);
+    // Registering again makes a value newest, so one still in use is not dropped.
+    registerSecret(values[87]);
+    expect(redact(`a ${values[87]} b`)).toBe('a [REDACTED] b');
+  });
+});

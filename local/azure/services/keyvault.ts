@@ -178,18 +178,23 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
   });
 
   /** `{value, nextLink}` with an absolute nextLink, as Key Vault pages every list. */
-  const page = <T>(call: Call, items: readonly T[]) => {
+  /** One page of `items`; only that page is rendered, so listing a large vault stays cheap per page. */
+  const page = <T, R>(call: Call, items: readonly T[], render: (item: T) => R) => {
     const { start, size } = pageWindow(call.req);
     const end = start + size;
     const nextLink =
       end < items.length
         ? `${vault.url}${call.req.path}?api-version=${call.apiVersion}&$skiptoken=${skipToken(end)}&maxresults=${size}`
         : null;
-    return json(200, { value: items.slice(start, end), nextLink });
+    return json(200, { value: items.slice(start, end).map(render), nextLink });
   };
 
+  /** Case-insensitive ordinal order, as Key Vault lists; upper-cased once per name, not per comparison. */
   const sortedByName = <T>(map: Map<string, T>): [string, T][] =>
-    [...map].sort(([a], [b]) => a.toUpperCase().localeCompare(b.toUpperCase()));
+    [...map]
+      .map((entry) => [entry[0].toUpperCase(), entry] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, entry]) => entry);
 
   const notFound = (what: string) =>
     kvError(
@@ -410,25 +415,16 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
   };
 
   const listSecrets = (call: Call) =>
-    page(
-      call,
-      sortedByName(vault.secrets).map(([name, versions]) => properties(name, last(versions), false)),
-    );
+    page(call, sortedByName(vault.secrets), ([name, versions]) => properties(name, last(versions), false));
 
   const listVersions = (call: Call) => {
     // Key Vault lists no versions (rather than 404) for a name it does not know.
     const key = findKey(vault.secrets, call.name) ?? call.name;
-    return page(
-      call,
-      (vault.secrets.get(key) ?? []).map((v) => properties(key, v, true)),
-    );
+    return page(call, vault.secrets.get(key) ?? [], (v) => properties(key, v, true));
   };
 
   const listDeleted = (call: Call) =>
-    page(
-      call,
-      sortedByName(vault.deleted).map(([name, d]) => deletedBundle(name, d, false)),
-    );
+    page(call, sortedByName(vault.deleted), ([name, d]) => deletedBundle(name, d, false));
 
   const getDeleted = (call: Call) => {
     const { key, secret } = deleted(call.name);
