@@ -22,9 +22,10 @@ import { HANDLED_EVENT_TYPES, STORAGE, TAGS } from '../shared/constants';
 import { redactError } from '../shared/redact';
 import type { LocalAzure } from './azure';
 import {
-  parseCliOptions,
+  CLI_OPTION_SPECS,
   runComponents,
   startLocalAzure,
+  toCliOptions,
   type CliOptions,
   type Component,
 } from './azure/main';
@@ -47,20 +48,10 @@ interface StartOptions extends CliOptions {
 function parseStartOptions(argv: string[]): StartOptions {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      port: { type: 'string' },
-      seed: { type: 'string' },
-      once: { type: 'boolean', default: false },
-      interval: { type: 'string' },
-      settings: { type: 'string' },
-    },
+    options: { ...CLI_OPTION_SPECS, interval: { type: 'string' }, settings: { type: 'string' } },
     strict: true,
   });
-  const base = parseCliOptions([
-    ...(values.port === undefined ? [] : ['--port', values.port]),
-    ...(values.seed === undefined ? [] : ['--seed', values.seed]),
-    ...(values.once ? ['--once'] : []),
-  ]);
+  const base = toCliOptions(values);
   const interval = values.interval === undefined ? undefined : Number(values.interval);
   if (interval !== undefined && !(Number.isFinite(interval) && interval >= 1))
     throw new Error(`--interval must be a number of seconds (at least 1), not ${values.interval}`);

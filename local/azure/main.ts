@@ -28,21 +28,24 @@ export interface CliOptions {
   once: boolean;
 }
 
-export function parseCliOptions(argv: string[]): CliOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string' },
-      seed: { type: 'string' },
-      once: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
+/** The options of local Azure's command line; `npm start` takes these and adds its own. */
+export const CLI_OPTION_SPECS = {
+  port: { type: 'string' },
+  seed: { type: 'string' },
+  once: { type: 'boolean', default: false },
+} as const;
+
+/** Validates the parsed values of CLI_OPTION_SPECS. */
+export function toCliOptions(values: { port?: string; seed?: string; once?: boolean }): CliOptions {
   const port = values.port === undefined ? undefined : Number(values.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
     throw new Error(`--port must be a port number (0-65535), not ${values.port}`);
   }
   return { port, seed: values.seed, once: values.once ?? false };
+}
+
+export function parseCliOptions(argv: string[]): CliOptions {
+  return toCliOptions(parseArgs({ args: argv, options: CLI_OPTION_SPECS, strict: true }).values);
 }
 
 /** Reads and validates a seed file; errors name the file and the offending field. */

@@ -492,15 +492,8 @@ export class LocalFunctionHost {
 
   // ---- invocation -------------------------------------------------------------------------------
 
-  private invoke(
-    registration: Registration,
-    kind: InvocationRecord['trigger'],
-    reason: string,
-    triggerValue: unknown,
-    triggerMetadata: Record<string, unknown>,
-    retryContext?: Functions.RetryContext,
-  ): Promise<InvocationRecord> {
-    const work = this.invokeOnce(registration, kind, reason, triggerValue, triggerMetadata, retryContext);
+  private invoke(...args: Parameters<LocalFunctionHost['invokeOnce']>): Promise<InvocationRecord> {
+    const work = this.invokeOnce(...args);
     this.running.add(work);
     void work.finally(() => this.running.delete(work));
     return work;

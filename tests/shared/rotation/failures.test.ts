@@ -184,6 +184,20 @@ function fault(r: Route, rule: Omit<FaultRule, 'service' | 'instance' | 'method'
   azure().servers.faults.add({ ...r, ...rule });
 }
 
+/**
+ * The failed rotation left the provider with the credentials it had and the vault with the version it
+ * had (whose credential works), and the next rotation succeeds.
+ */
+async function expectUnchangedThenRecovers(
+  ctx: Ctx,
+  before: { version?: string; value: string },
+  ids: string[],
+) {
+  expect(providerIds(ctx)).toEqual(ids);
+  expect(await latest(ctx)).toMatchObject({ version: before.version, value: before.value });
+  await expectRecovers(ctx);
+}
+
 /** Key Vault refuses the new version with a status the SDK does not retry. */
 function refuseStore(ctx: Ctx): void {
   fault(
@@ -320,9 +334,7 @@ describe.each(CASES)('$kind', (kc) => {
     const failed = expectFailed(ctx, result, 'create', true);
     expect(failed.reason).toContain(INJECTED);
     expect(requests(ctx, ctx.routes.create)).toBe(1);
-    expect(providerIds(ctx)).toEqual(ids);
-    expect(await latest(ctx)).toMatchObject({ version: before.version, value: before.value });
-    await expectRecovers(ctx);
+    await expectUnchangedThenRecovers(ctx, before, ids);
   });
 
   test('create: 503 once with Retry-After 0 is retried by the client and the rotation succeeds', async () => {
@@ -363,9 +375,7 @@ describe.each(CASES)('$kind', (kc) => {
     expect(requests(ctx, ctx.routes.verify)).toBeGreaterThanOrEqual(3);
     // Compensation: the new credential was revoked at the provider.
     expect(requests(ctx, ctx.routes.revoke)).toBeGreaterThanOrEqual(1);
-    expect(providerIds(ctx)).toEqual(ids);
-    expect(await latest(ctx)).toMatchObject({ version: before.version, value: before.value });
-    await expectRecovers(ctx);
+    await expectUnchangedThenRecovers(ctx, before, ids);
   });
 
   test('store: Key Vault refuses the new version (400) → failed(store), the new credential is revoked', async () => {
@@ -380,9 +390,7 @@ describe.each(CASES)('$kind', (kc) => {
     expect(failed.reason).toContain(INJECTED);
     expect(requests(ctx, ctx.routes.create)).toBe(1);
     expect(requests(ctx, ctx.routes.revoke)).toBeGreaterThanOrEqual(1);
-    expect(providerIds(ctx)).toEqual(ids);
-    expect(await latest(ctx)).toMatchObject({ version: before.version, value: before.value });
-    await expectRecovers(ctx);
+    await expectUnchangedThenRecovers(ctx, before, ids);
   });
 
   test('store fails and so does the compensation → the reason says reconcile revokes it, and it does', async () => {
