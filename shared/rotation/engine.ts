@@ -261,7 +261,16 @@ export class RotationEngine {
     }
     // Clean up after an interrupted rotation first: its started marker disappears with the new version.
     if (policy.state.rotationStarted) await this.reconcileLocked(s, true);
-    if (pending) await this.revokePreviousLocked(s, true);
+    // A credential two generations old must not block the rotation of one about to expire: if it cannot
+    // be revoked now, rotate anyway and say so (marked credentials are also found by reconcile later).
+    let unrevoked: string | undefined;
+    if (pending) {
+      try {
+        await this.revokePreviousLocked(s, true);
+      } catch (e) {
+        unrevoked = `${pending} (${e instanceof Error ? e.message : String(e)})`;
+      }
+    }
 
     const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${rotationId}`;
     const untouched = { ...current.properties.tags };
@@ -322,6 +331,9 @@ export class RotationEngine {
       note: previous
         ? null
         : `the previous credential is not tracked (no ${TAGS.credentialId} tag): revoke it by hand`,
+      unrevoked: unrevoked
+        ? `an older credential could not be revoked: ${unrevoked}; revoke it by hand`
+        : null,
       rotationId,
     });
     return {

@@ -438,6 +438,21 @@ describe.each(CASES)('$kind', (kc) => {
     expect(tagsAfterFailure[TAGS.previousCredentialId]).toBeUndefined();
   });
 
+  test('a pending previous credential that cannot be revoked does not block the rotation; it is reported', async () => {
+    const ctx = await setup(kc, 'revoke pending previous (500) in a forced rotation');
+    expect((await ctx.services.engine.rotate(ctx.req)).outcome).toMatchObject({ status: 'rotated' });
+    const pending = (await latest(ctx)).tags[TAGS.previousCredentialId]!;
+    fault(ctx.routes.revoke, { status: 500, body: kc.error('INTERNAL_ERROR', INJECTED) });
+
+    const result = await ctx.services.engine.rotate({ ...ctx.req, force: true });
+
+    expect(result.outcome).toMatchObject({ status: 'rotated' });
+    const rotated = result.notifications.find((n) => n.kind === 'rotated')!;
+    expect(rotated.details.unrevoked).toContain(pending);
+    expect(providerIds(ctx)).toContain(pending);
+    await expectVaultWorks(ctx);
+  });
+
   test('revoke: the previous credential cannot be revoked → failed(revoke), the tags stay, a retry revokes it', async () => {
     const ctx = await setup(kc, 'revoke previous (500)');
     const rotated = await ctx.services.engine.rotate(ctx.req);
