@@ -35,7 +35,7 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
   trackOutcome(
     telemetry.with({
       trigger: 'queue',
-      reason: item.reason,
+      plannedReason: item.reason,
       attempt,
       poisoned: failedTransiently && lastAttempt ? true : undefined,
     }),

@@ -51,7 +51,11 @@ class StructuredTelemetry implements Telemetry {
   ) {}
 
   event(name: EventName, dimensions: Dimensions): void {
-    const all = { ...this.base, ...dimensions };
+    // An unset dimension of the event does not hide the same dimension set on the telemetry.
+    const all = {
+      ...this.base,
+      ...Object.fromEntries(Object.entries(dimensions).filter(([, v]) => v !== undefined)),
+    };
     const properties: Record<string, string> = {};
     const measurements: Record<string, number> = {};
     for (const [k, v] of Object.entries(all)) {
