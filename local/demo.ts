@@ -44,6 +44,9 @@ export const DEMO_MAIL = {
   owner: 'data-eng@contoso.com',
 } as const;
 
+/** The demo's Databricks workspace (its name in the seed). */
+export const DEMO_WORKSPACE = 'adb-data-platform';
+
 /** The Event Grid custom topic notifications are published to. */
 export const DEMO_TOPIC = 'kv-rotator-notifications';
 
@@ -88,7 +91,7 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
   };
   const reader = { appId: readerAppId, secret: `rdr8Q~${hex(17)}` };
   const rotator = DEMO_ROTATOR;
-  const workspaceName = 'adb-data-platform';
+  const workspaceName = DEMO_WORKSPACE;
 
   // The rotator's managed identity owns the Entra apps it rotates, may send mail, and is an admin of
   // the Databricks account; the apps carry the binding tag only their owners can write.
@@ -264,4 +267,42 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
     initial,
     credentialIds,
   };
+}
+
+/**
+ * One more PAT of the demo's data engineer, stored as an opted-in secret (for tests that need a
+ * secret of their own): returns its value, token id and expiry (unix seconds).
+ */
+export async function seedDemoPat(
+  azure: LocalAzure,
+  demo: Demo,
+  secret: { vault: string; name: string; expiresInDays: number; tags?: Record<string, string> },
+): Promise<{ value: string; tokenId: string; exp: number }> {
+  const value = `dapi${hex(16)}`;
+  const exp = Math.floor((azure.clock.now() + secret.expiresInDays * DAY_MS) / 1000);
+  const seeded = await azure.seed({
+    workspaces: [{ name: DEMO_WORKSPACE, tokens: [{ owner: DEMO_MAIL.owner, value, expiryTime: exp }] }],
+  });
+  const tokenId = seeded.workspaces[DEMO_WORKSPACE]!.tokenIds.at(-1)!;
+  await azure.seed({
+    vaults: [
+      {
+        name: secret.vault,
+        secrets: [
+          {
+            name: secret.name,
+            value,
+            exp,
+            tags: {
+              'rotation-kind': 'databricks-pat',
+              'databricks-host': new URL(demo.workspaceUrl).host,
+              'credential-id': tokenId,
+              ...secret.tags,
+            },
+          },
+        ],
+      },
+    ],
+  });
+  return { value, tokenId, exp };
 }

@@ -18,6 +18,7 @@ import {
   DEMO_TOPIC,
   DEMO_VAULTS,
   seedDemo,
+  seedDemoPat,
   type Demo,
   type DemoSecretKey,
 } from '../../local/demo';
@@ -339,38 +340,16 @@ describe('Event Grid pushes Key Vault events to the host', () => {
   }, 60_000);
 
   test('CloudEvents: a new version already near expiry is announced at once and rotated', async () => {
-    const value = `dapi${randomBytes(16).toString('hex')}`;
-    values.add(value);
     const name = 'jobs-databricks-pat';
     const vault = DEMO_VAULTS.dataPlatform;
-    const exp = Math.floor((azure().clock.now() + 20 * DAY) / 1000);
-    const seeded = await azure().seed({
-      workspaces: [
-        { name: 'adb-data-platform', tokens: [{ owner: DEMO_MAIL.owner, value, expiryTime: exp }] },
-      ],
-    });
-    const tokenId = seeded.workspaces['adb-data-platform']!.tokenIds.at(-1)!;
     const from = host.invocations.length;
-    await azure().seed({
-      vaults: [
-        {
-          name: vault,
-          secrets: [
-            {
-              name,
-              value,
-              exp,
-              tags: {
-                'rotation-kind': 'databricks-pat',
-                'databricks-host': new URL(demo.workspaceUrl).host,
-                'credential-id': tokenId,
-                'rotation-window-days': '60',
-              },
-            },
-          ],
-        },
-      ],
+    const { value, tokenId } = await seedDemoPat(azure(), demo, {
+      vault,
+      name,
+      expiresInDays: 20,
+      tags: { 'rotation-window-days': '60' },
     });
+    values.add(value);
     await until('SecretNearExpiry for the new version', () =>
       azure().events.published.some((e) => e.subject === name),
     );

@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { InvocationContext, type EventGridEvent, type LogLevel } from '@azure/functions';
-import { DEMO_MAIL, DEMO_SECRETS, DEMO_VAULTS, seedDemo, type Demo } from '../../local/demo';
+import { DEMO_SECRETS, DEMO_VAULTS, seedDemo, seedDemoPat, type Demo } from '../../local/demo';
 import { notificationQueue, rotationPoisonQueue } from '../../functions/common';
 import { onKeyVaultEvent } from '../../functions/onKeyVaultEvent';
 import { rotateSecret } from '../../functions/rotateSecret';
@@ -140,32 +140,7 @@ interface SeededPat {
 async function seedPat(tags: Record<string, string> = {}): Promise<SeededPat> {
   const vault = DEMO_VAULTS.dataPlatform;
   const name = `hx-pat-${hex(4)}`;
-  const value = `dapi${hex(16)}`;
-  const exp = Math.floor((azure().clock.now() + 20 * DAY_MS) / 1000);
-  const seeded = await azure().seed({
-    workspaces: [{ name: workspace, tokens: [{ owner: DEMO_MAIL.owner, value, expiryTime: exp }] }],
-  });
-  const tokenId = seeded.workspaces[workspace]!.tokenIds.at(-1)!;
-  await azure().seed({
-    vaults: [
-      {
-        name: vault,
-        secrets: [
-          {
-            name,
-            value,
-            exp,
-            tags: {
-              [TAGS.kind]: 'databricks-pat',
-              [TAGS.databricksHost]: new URL(demo.workspaceUrl).host,
-              [TAGS.credentialId]: tokenId,
-              ...tags,
-            },
-          },
-        ],
-      },
-    ],
-  });
+  const { tokenId, exp } = await seedDemoPat(azure(), demo, { vault, name, expiresInDays: 20, tags });
   return { vault, name, tokenId, version: current(vault, name)!.version, exp };
 }
 
