@@ -139,7 +139,6 @@ export const settingsSchema = z.object({
 });
 
 export type Settings = z.output<typeof settingsSchema>;
-export type SettingName = keyof typeof settingsSchema.shape;
 
 /** Parses the settings; every problem is reported at once, each naming its setting. */
 export function parseSettings(env: Record<string, string | undefined>): Settings {

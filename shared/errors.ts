@@ -19,12 +19,6 @@ export class ConfigError extends RotatorError {
   }
 }
 
-/** Normalises whatever was thrown into an Error, so it can be logged and reported uniformly. */
-export function toError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  return new Error(typeof thrown === 'string' ? thrown : JSON.stringify(thrown));
-}
-
 /** Retrying later may succeed: throttling, 5xx, timeouts, a credential still propagating. */
 export class TransientError extends RotatorError {
   override name = 'TransientError';
