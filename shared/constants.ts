@@ -6,6 +6,8 @@ export const TAGS = {
   graceHours: 'rotation-grace-hours',
   notify: 'notify',
   databricksHost: 'databricks-host',
+  /** For databricks-pat: the service principal that owns the PAT, when the rotator authenticates as it. */
+  databricksPatOwner: 'databricks-pat-owner',
   databricksAccountId: 'databricks-account-id',
   databricksSpId: 'databricks-sp-id',
   entraAppId: 'entra-app-id',

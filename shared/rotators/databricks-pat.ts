@@ -1,7 +1,10 @@
-import { TAGS } from '../constants';
-import { PermanentError, ProviderError } from '../errors';
+import { ClientAssertionCredential, type TokenCredential } from '@azure/identity';
+import { z } from 'zod';
+import { isPublicAuthority } from '../clients/credential';
+import { RESOURCE_SCOPES, TAGS } from '../constants';
+import { PermanentError, ProviderError, TransientError } from '../errors';
 import { parseDatabricksHost } from '../hosts';
-import type { Rotator } from './types';
+import type { Finding, Rotator, RotatorDeps, SecretContext } from './types';
 
 interface TokenInfo {
   token_id: string;
@@ -10,38 +13,129 @@ interface TokenInfo {
   comment?: string;
 }
 
+interface Target {
+  origin: string;
+  /** The service principal that owns the PAT, when the rotator authenticates as it through Entra. */
+  ownerAppId?: string;
+}
+
+const ownerSchema = z.guid({
+  error: 'expected the application (client) id (GUID) of the service principal that owns the PAT',
+});
+const FEDERATION_SCOPE = 'api://AzureADTokenExchange/.default';
+
 /**
- * Databricks personal access tokens. A PAT belongs to whoever created it, so the successor is created
- * with the current, still-valid token: the rotator never gains access its secret did not already have,
- * which is why this kind needs no binding. Only the host is checked (SSRF).
+ * One federated credential per (service identity, owner), kept for the process so its tokens are
+ * cached; keyed by the service identity too, so an owner is never reached with another identity's token.
  */
-export const databricksPat: Rotator<{ origin: string }> = {
+const ownerCredentials = new WeakMap<TokenCredential, Map<string, TokenCredential>>();
+
+function ownerCredential(ownerAppId: string, { settings, credential }: RotatorDeps): TokenCredential {
+  if (settings.AZURE_CLIENT_ID?.toLowerCase() === ownerAppId.toLowerCase()) return credential;
+  const byOwner = ownerCredentials.get(credential) ?? new Map<string, TokenCredential>();
+  ownerCredentials.set(credential, byOwner);
+  let owner = byOwner.get(ownerAppId);
+  if (!owner) {
+    owner = new ClientAssertionCredential(
+      settings.AZURE_TENANT_ID,
+      ownerAppId,
+      async () => (await credential.getToken(FEDERATION_SCOPE))!.token,
+      {
+        authorityHost: settings.AZURE_AUTHORITY_HOST,
+        disableInstanceDiscovery: !isPublicAuthority(settings.AZURE_AUTHORITY_HOST),
+      },
+    );
+    byOwner.set(ownerAppId, owner);
+  }
+  return owner;
+}
+
+/** Entra's refusal, explained without the assertion or any token: only its code, issuer and subject. */
+function entraRefusal(ownerAppId: string, e: unknown): unknown {
+  const text = e instanceof Error ? e.message : String(e);
+  const code = /AADSTS(\d+)/.exec(text)?.[1];
+  if (!code) return e;
+  if (code !== '70021')
+    return new PermanentError(`Entra refused a token for the PAT owner ${ownerAppId} (AADSTS${code})`, {
+      cause: e,
+    });
+  const issuer = /Assertion Issuer: '([^']*)'/.exec(text)?.[1] ?? "the tenant's Entra issuer";
+  const subject =
+    /Assertion Subject: '([^']*)'/.exec(text)?.[1] ?? "the managed identity's object (principal) id";
+  return new PermanentError(
+    `the PAT owner app ${ownerAppId} has no federated credential trusting this service's managed identity: ` +
+      `add one with issuer ${issuer}, subject ${subject} and audience api://AzureADTokenExchange (AADSTS70021)`,
+    { cause: e },
+  );
+}
+
+/**
+ * Who calls create / list / revoke: the current PAT, or with `databricks-pat-owner` the owning service
+ * principal itself, through an Entra token for Databricks (the service's own identity, or federation).
+ */
+async function auth(t: Target, ctx: SecretContext, deps: RotatorDeps): Promise<{ bearer: string }> {
+  if (!t.ownerAppId) return { bearer: ctx.currentValue };
+  let token;
+  try {
+    token = await ownerCredential(t.ownerAppId, deps).getToken(RESOURCE_SCOPES.databricks);
+  } catch (e) {
+    throw entraRefusal(t.ownerAppId, e);
+  }
+  if (!token) throw new TransientError(`no Entra token for the PAT owner ${t.ownerAppId}`);
+  return { bearer: token.token };
+}
+
+/** A 401/403 from the token API: the caller may not manage tokens, explained for how it authenticated. */
+function refusal(t: Target, e: unknown): unknown {
+  if (!(e instanceof ProviderError && (e.status === 401 || e.status === 403))) return e;
+  return new PermanentError(
+    t.ownerAppId
+      ? `the PAT owner ${t.ownerAppId} is not a principal of the workspace or lacks permission to use tokens`
+      : 'the PAT in the vault is no longer valid (expired or revoked), so it cannot create its successor; store a new PAT by hand',
+    { cause: e },
+  );
+}
+
+/**
+ * Databricks personal access tokens. A PAT belongs to whoever created it. By default the successor is
+ * created with the current, still-valid token: the rotator never gains access its secret did not
+ * already have, so no binding is needed. With `databricks-pat-owner` the rotator authenticates as the
+ * owning service principal instead (which also recovers a PAT that expired or was revoked); it could
+ * then mint PATs for any principal that trusts it, so the owner must be bound to the vault.
+ */
+export const databricksPat: Rotator<Target> = {
   kind: 'databricks-pat',
   providerAddressTag: TAGS.databricksHost,
 
   parseTarget(tags, settings) {
+    const findings: Finding[] = [];
     const host = tags[TAGS.databricksHost];
-    if (!host)
-      return {
-        findings: [{ tag: TAGS.databricksHost, reason: 'required for databricks-pat: the workspace URL' }],
-      };
-    const parsed = parseDatabricksHost(host, settings.DATABRICKS_ALLOWED_HOSTS);
-    return 'origin' in parsed
-      ? { target: { origin: parsed.origin } }
-      : { findings: [{ tag: TAGS.databricksHost, reason: parsed.error }] };
+    const parsed = host ? parseDatabricksHost(host, settings.DATABRICKS_ALLOWED_HOSTS) : undefined;
+    if (!parsed)
+      findings.push({ tag: TAGS.databricksHost, reason: 'required for databricks-pat: the workspace URL' });
+    else if (!('origin' in parsed)) findings.push({ tag: TAGS.databricksHost, reason: parsed.error });
+    const owner = tags[TAGS.databricksPatOwner];
+    const ownerParsed = owner === undefined ? undefined : ownerSchema.safeParse(owner.trim());
+    if (ownerParsed && !ownerParsed.success)
+      findings.push({
+        tag: TAGS.databricksPatOwner,
+        reason: `"${owner}": ${ownerParsed.error.issues[0]?.message}`,
+      });
+    if (findings.length > 0 || !parsed || !('origin' in parsed)) return { findings };
+    return { target: { origin: parsed.origin, ownerAppId: ownerParsed?.data } };
   },
 
-  describe: (t) => new URL(t.origin).host,
-  bindingKey: () => undefined,
+  describe: (t) => new URL(t.origin).host + (t.ownerAppId ? ` (owner ${t.ownerAppId})` : ''),
+  bindingKey: (t) => (t.ownerAppId ? `databricks-pat:${t.ownerAppId}` : undefined),
 
-  async create(t, ctx, { lifetimeSeconds, marker }, { databricks }) {
+  async create(t, ctx, { lifetimeSeconds, marker }, deps) {
     try {
-      const res = await databricks.call<{ token_value: string; token_info: TokenInfo }>(
+      const res = await deps.databricks.call<{ token_value: string; token_info: TokenInfo }>(
         t.origin,
         '/api/2.0/token/create',
         {
           method: 'POST',
-          auth: { bearer: ctx.currentValue },
+          auth: await auth(t, ctx, deps),
           json: { lifetime_seconds: lifetimeSeconds, comment: marker },
         },
       );
@@ -51,16 +145,11 @@ export const databricksPat: Rotator<{ origin: string }> = {
         expiresAt: new Date(res.token_info.expiry_time),
       };
     } catch (e) {
-      if (e instanceof ProviderError && (e.status === 401 || e.status === 403)) {
-        throw new PermanentError(
-          'the PAT in the vault is no longer valid (expired or revoked), so it cannot create its successor; store a new PAT by hand',
-          { cause: e },
-        );
-      }
-      throw e;
+      throw refusal(t, e);
     }
   },
 
+  // Always with the new PAT itself: that is what the applications reading the vault will use.
   async verify(t, value, { databricks }) {
     await databricks.call(t.origin, '/api/2.0/preview/scim/v2/Me', {
       method: 'GET',
@@ -68,24 +157,30 @@ export const databricksPat: Rotator<{ origin: string }> = {
     });
   },
 
-  async revoke(t, credentialId, ctx, { databricks }) {
+  async revoke(t, credentialId, ctx, deps) {
     try {
-      await databricks.call(t.origin, '/api/2.0/token/delete', {
+      await deps.databricks.call(t.origin, '/api/2.0/token/delete', {
         method: 'POST',
-        auth: { bearer: ctx.currentValue },
+        auth: await auth(t, ctx, deps),
         json: { token_id: credentialId },
         idempotent: true,
       });
     } catch (e) {
-      if (!(e instanceof ProviderError && e.status === 404)) throw e;
+      if (e instanceof ProviderError && e.status === 404) return;
+      throw t.ownerAppId ? refusal(t, e) : e;
     }
   },
 
-  async list(t, ctx, { databricks }) {
-    const res = await databricks.call<{ token_infos?: TokenInfo[] }>(t.origin, '/api/2.0/token/list', {
-      method: 'GET',
-      auth: { bearer: ctx.currentValue },
-    });
+  async list(t, ctx, deps) {
+    let res: { token_infos?: TokenInfo[] };
+    try {
+      res = await deps.databricks.call(t.origin, '/api/2.0/token/list', {
+        method: 'GET',
+        auth: await auth(t, ctx, deps),
+      });
+    } catch (e) {
+      throw t.ownerAppId ? refusal(t, e) : e;
+    }
     return (res.token_infos ?? []).map((i) => ({
       id: i.token_id,
       createdAt: new Date(i.creation_time),
