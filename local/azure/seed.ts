@@ -175,6 +175,14 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       principals,
       tokens: [],
     });
+    // Seeding an existing workspace again adds the principals it does not have yet.
+    const known = (p: WorkspacePrincipal) =>
+      ws.principals.some(
+        (q) =>
+          (p.userName && q.userName === p.userName) ||
+          (p.applicationId && q.applicationId === p.applicationId),
+      );
+    for (const p of principals) if (!known(p)) ws.principals.push(p);
     for (const t of w.tokens ?? []) {
       const owner = ws.principals.find((p) => p.userName === t.owner || p.applicationId === t.owner);
       if (!owner) throw seedError(`workspace ${w.name}: token owner ${t.owner} is not a workspace principal`);

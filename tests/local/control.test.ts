@@ -427,3 +427,25 @@ describe('webhook sink', () => {
     expect((await control('GET', '/sink?channel=none')).body).toEqual({ deliveries: [] });
   });
 });
+
+describe('seeding an existing workspace again', () => {
+  test('adds the principals it does not have yet, so their tokens can be seeded', async () => {
+    const appId = '0e3c1b5a-7d41-4f7c-9a64-1c2b3d4e5f60';
+    const first = await azure().seed({
+      workspaces: [{ name: 'ws-again', principals: [{ userName: 'a@contoso.com' }] }],
+    });
+    const again = await azure().seed({
+      workspaces: [
+        {
+          name: 'ws-again',
+          principals: [{ userName: 'a@contoso.com' }, { applicationId: appId }],
+          tokens: [{ owner: appId, value: `dapi${'0'.repeat(32)}` }],
+        },
+      ],
+    });
+    const principals = again.workspaces['ws-again']!.principals;
+    expect(Object.keys(principals).sort()).toEqual([appId, 'a@contoso.com'].sort());
+    expect(principals['a@contoso.com']).toBe(first.workspaces['ws-again']!.principals['a@contoso.com']);
+    expect(again.workspaces['ws-again']!.tokenIds).toHaveLength(1);
+  });
+});
