@@ -24,15 +24,18 @@ export interface MailMessage {
   to: string[];
 }
 
+const byAppId = (appId: string) => `/applications(appId='${encodeURIComponent(appId)}')`;
+
 /** The Graph calls the service makes, typed. */
 export interface GraphApi {
   getApplicationByAppId(appId: string): Promise<GraphApplication>;
+  /** Application actions are addressed by `appId` (Graph's alternate key): no object-id lookup first. */
   addPassword(
-    objectId: string,
+    appId: string,
     displayName: string,
     endDateTime: Date,
   ): Promise<{ keyId: string; secretText: string; endDateTime: string }>;
-  removePassword(objectId: string, keyId: string): Promise<void>;
+  removePassword(appId: string, keyId: string): Promise<void>;
   sendMail(sender: string, message: MailMessage): Promise<void>;
 }
 
@@ -69,21 +72,17 @@ export function createGraphApi(credential: TokenCredential, baseUrl: string): Gr
     getApplicationByAppId: (appId) =>
       call(
         `get application ${appId}`,
-        () =>
-          client
-            .api(`/applications(appId='${encodeURIComponent(appId)}')`)
-            .select(select)
-            .get() as Promise<GraphApplication>,
+        () => client.api(byAppId(appId)).select(select).get() as Promise<GraphApplication>,
       ),
-    addPassword: (objectId, displayName, endDateTime) =>
-      call(`addPassword on ${objectId}`, () =>
+    addPassword: (appId, displayName, endDateTime) =>
+      call(`addPassword on app ${appId}`, () =>
         client
-          .api(`/applications/${encodeURIComponent(objectId)}/addPassword`)
+          .api(`${byAppId(appId)}/addPassword`)
           .post({ passwordCredential: { displayName, endDateTime: endDateTime.toISOString() } }),
       ),
-    removePassword: (objectId, keyId) =>
-      call(`removePassword ${keyId} on ${objectId}`, () =>
-        client.api(`/applications/${encodeURIComponent(objectId)}/removePassword`).post({ keyId }),
+    removePassword: (appId, keyId) =>
+      call(`removePassword ${keyId} on app ${appId}`, () =>
+        client.api(`${byAppId(appId)}/removePassword`).post({ keyId }),
       ),
     sendMail: (sender, message) =>
       call(`sendMail as ${sender}`, () =>

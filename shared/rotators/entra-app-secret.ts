@@ -39,8 +39,7 @@ export const entraAppSecret: Rotator<{ appId: string }> = {
   },
 
   async create(t, _ctx, { expiresAt, marker }, { graph }) {
-    const app = await graph.getApplicationByAppId(t.appId);
-    const res = await graph.addPassword(app.id, marker, expiresAt);
+    const res = await graph.addPassword(t.appId, marker, expiresAt);
     return { id: res.keyId, value: res.secretText, expiresAt: new Date(res.endDateTime) };
   },
 
@@ -63,7 +62,7 @@ export const entraAppSecret: Rotator<{ appId: string }> = {
   async revoke(t, credentialId, _ctx, { graph }) {
     const app = await graph.getApplicationByAppId(t.appId);
     if (!app.passwordCredentials.some((p) => p.keyId === credentialId)) return;
-    await graph.removePassword(app.id, credentialId);
+    await graph.removePassword(t.appId, credentialId);
   },
 
   async list(t, _ctx, { graph }) {

@@ -1,5 +1,6 @@
 import { AuthenticationRequiredError } from '@azure/identity';
 import { request } from 'undici';
+import type { SeedResult } from '../../local/azure/seed';
 import { appCredential, useLocalAzure } from '../support/localAzure';
 
 const azure = useLocalAzure();
@@ -125,18 +126,7 @@ describe('POST /control/seed', () => {
       ],
     });
     expect(r.status).toBe(200);
-    const seeded = r.body as {
-      tenantId: string;
-      authorityHost: string;
-      identityEndpoint: string;
-      graphUrl: string;
-      accountsUrl: string;
-      managedIdentities: { name: string; clientId: string; principalId: string }[];
-      apps: { appId: string; keyIds: string[] }[];
-      vaults: Record<string, string>;
-      workspaces: Record<string, { url: string; workspaceId: string; tokenIds: string[] }>;
-      accounts: Record<string, { servicePrincipals: Record<string, { id: string; secretIds: string[] }> }>;
-    };
+    const seeded = r.body as SeedResult;
     expect(seeded).toMatchObject({
       tenantId: azure().state.tenantId,
       authorityHost: azure().url,

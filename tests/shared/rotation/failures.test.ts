@@ -75,10 +75,10 @@ const CASES: KindCase[] = [
     key: 'app',
     kind: 'entra-app-secret',
     routes: () => ({
-      create: { service: 'graph', method: 'POST', route: '/graph/v1.0/applications/:id/addPassword' },
+      create: { service: 'graph', method: 'POST', route: '/graph/v1.0/:appIdKey/addPassword' },
       // The rotator's own identity gets its tokens from /msi/token; only the new app secret uses this.
       verify: { service: 'entra', method: 'POST', route: '/:tenant/oauth2/v2.0/token' },
-      revoke: { service: 'graph', method: 'POST', route: '/graph/v1.0/applications/:id/removePassword' },
+      revoke: { service: 'graph', method: 'POST', route: '/graph/v1.0/:appIdKey/removePassword' },
     }),
     error: (code, message) => ({
       error: { code, message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } },

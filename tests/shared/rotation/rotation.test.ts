@@ -67,7 +67,7 @@ const KINDS: Kind[] = [
     createRoute: () => ({
       service: 'graph',
       method: 'POST',
-      route: '/graph/v1.0/applications/:id/addPassword',
+      route: '/graph/v1.0/:appIdKey/addPassword',
     }),
   },
 ];
@@ -927,7 +927,7 @@ describe('no secret value in any output', () => {
           method: 'DELETE',
           route: '/api/2.0/accounts/:accountId/servicePrincipals/:spId/credentials/secrets/:secretId',
         },
-        app: { service: 'graph', method: 'POST', route: '/graph/v1.0/applications/:id/removePassword' },
+        app: { service: 'graph', method: 'POST', route: '/graph/v1.0/:appIdKey/removePassword' },
       };
       azure().servers.faults.add({
         ...verifyRoutes[key],
