@@ -3,6 +3,8 @@
 // group per azd environment, a user-assigned identity, Flex Consumption, identity-based storage.
 targetScope = 'subscription'
 
+import { inputProblems } from 'app/functions.bicep'
+
 // ---------- Environment ----------
 
 @minLength(1)
@@ -105,10 +107,12 @@ param mailDefaultTo string = ''
 @description('Deploy an Event Grid custom topic for notifications (NOTIFICATION_TOPIC_ENDPOINT).')
 param notificationTopicEnabled bool = false
 
-@description('Vault holding the notification secrets below (only names are passed; the values stay in the vault).')
-param notificationSecretsVaultName string = ''
-param notificationSecretsVaultResourceGroup string = ''
-param notificationSecretsVaultSubscriptionId string = ''
+@description('Vault holding the notification secrets below (only names are passed; the values stay in the vault). Required with any of them.')
+param notificationVaultName string = ''
+@description('Resource group of that vault. Required with any notification secret name.')
+param notificationVaultResourceGroup string = ''
+@description('Subscription of that vault; default: the subscription of this deployment.')
+param notificationVaultSubscriptionId string = ''
 
 @description('Secret holding the Teams Workflows webhook URL (TEAMS_WEBHOOK_URL).')
 param teamsWebhookUrlSecretName string = ''
@@ -142,25 +146,42 @@ var deploymentStorageContainerName = 'app-package-${take(toLower(functionAppName
 var scanSchedule = '0 0 */${scanIntervalHours} * * *'
 
 var keyVaultUris = [for vault in keyVaults: 'https://${vault.name}${environment().suffixes.keyvaultDns}']
+// Each subscription holding a vault once (union drops duplicates).
+var vaultSubscriptionIds = union(map(keyVaults, vault => vault.?subscriptionId ?? subscription().subscriptionId), [])
 
-var notificationSecretsSubscriptionId = !empty(notificationSecretsVaultSubscriptionId) ? notificationSecretsVaultSubscriptionId : subscription().subscriptionId
-// Unused when no secret name is given; the fallback only keeps the (skipped) module's scope valid.
-var notificationSecretsResourceGroup = !empty(notificationSecretsVaultResourceGroup) ? notificationSecretsVaultResourceGroup : rg.name
-var notificationVaultUri = 'https://${notificationSecretsVaultName}${environment().suffixes.keyvaultDns}'
+var notificationSecretsSubscriptionId = !empty(notificationVaultSubscriptionId) ? notificationVaultSubscriptionId : subscription().subscriptionId
+// Unused when no secret name is given (an assert below requires both then); the fallback only keeps the
+// skipped module's scope valid.
+var notificationSecretsResourceGroup = !empty(notificationVaultResourceGroup) ? notificationVaultResourceGroup : rg.name
+var notificationVaultUri = 'https://${notificationVaultName}${environment().suffixes.keyvaultDns}'
 var notificationSecretNames = filter([teamsWebhookUrlSecretName, webhookUrlSecretName, webhookSigningKeySecretName], secretName => !empty(secretName))
+
+// Inputs that cannot work stop the deployment before anything is created, every problem in one message
+// (fail() is evaluated where the resource group's tags are, the first thing deployed).
+var inputProblemList = inputProblems({
+  notificationSecretNames: notificationSecretNames
+  notificationVaultName: notificationVaultName
+  notificationVaultResourceGroup: notificationVaultResourceGroup
+  notifyDefaultChannels: notifyDefaultChannels
+  teamsWebhookUrlSecretName: teamsWebhookUrlSecretName
+  webhookUrlSecretName: webhookUrlSecretName
+  webhookSigningKeySecretName: webhookSigningKeySecretName
+  mailSender: mailSender
+  notificationTopicEnabled: notificationTopicEnabled
+  keyVaultNames: map(keyVaults, vault => vault.name)
+})
 
 // ---------- Resource group ----------
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
   location: location
-  tags: tags
+  tags: empty(inputProblemList) ? tags : fail('The parameters cannot work: ${join(inputProblemList, ' ')}')
 }
 
 // ---------- Identity, hosting, storage, monitoring ----------
 
-// The function app's only identity: no secret of its own; every service accepts it through RBAC.
-module apiIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+module apiIdentity 'app/identity.bicep' = {
   name: 'apiUserAssignedIdentity'
   scope: rg
   params: {
@@ -170,42 +191,24 @@ module apiIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.
   }
 }
 
-module appServicePlan 'br/public:avm/res/web/serverfarm:0.1.1' = {
+module appServicePlan 'app/plan.bicep' = {
   name: 'appserviceplan'
   scope: rg
   params: {
     name: !empty(appServicePlanName) ? appServicePlanName : '${abbrs.webServerFarms}${resourceToken}'
-    sku: {
-      name: 'FC1'
-      tier: 'FlexConsumption'
-    }
-    reserved: true
     location: location
     tags: tags
   }
 }
 
-module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.11.1' = {
-  name: '${uniqueString(deployment().name, location)}-loganalytics'
+module insights 'app/insights.bicep' = {
+  name: 'insights'
   scope: rg
   params: {
-    name: !empty(logAnalyticsName) ? logAnalyticsName : '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    logAnalyticsName: !empty(logAnalyticsName) ? logAnalyticsName : '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: !empty(applicationInsightsName) ? applicationInsightsName : '${abbrs.insightsComponents}${resourceToken}'
     location: location
     tags: tags
-    dataRetention: 30
-  }
-}
-
-module appInsights 'br/public:avm/res/insights/component:0.6.0' = {
-  name: '${uniqueString(deployment().name, location)}-appinsights'
-  scope: rg
-  params: {
-    name: !empty(applicationInsightsName) ? applicationInsightsName : '${abbrs.insightsComponents}${resourceToken}'
-    location: location
-    tags: tags
-    workspaceResourceId: logAnalytics.outputs.resourceId
-    // Entra-only ingestion: the identity needs Monitoring Metrics Publisher (rbac.bicep).
-    disableLocalAuth: true
   }
 }
 
@@ -232,7 +235,20 @@ module notificationTopic 'app/notification-topic.bicep' = if (notificationTopicE
 
 // ---------- Vaults: each in its own resource group (and perhaps subscription) ----------
 
-// Key Vault Secrets Officer on the vault and its Event Grid system topic.
+// The rotator's custom role (get, read metadata, set, update secrets), one per vault subscription,
+// assignable in the vaults' resource groups.
+module vaultRoles 'app/vault-role.bicep' = [
+  for sub in vaultSubscriptionIds: {
+    name: 'vault-role-${resourceToken}'
+    scope: subscription(sub)
+    params: {
+      nameToken: '${environmentName}-${resourceToken}'
+      assignableScopes: map(filter(keyVaults, vault => (vault.?subscriptionId ?? subscription().subscriptionId) == sub), vault => '/subscriptions/${sub}/resourceGroups/${vault.resourceGroup}')
+    }
+  }
+]
+
+// The role on the vault, and the vault's Event Grid system topic.
 module vaults 'app/keyvault.bicep' = [
   for (vault, i) in keyVaults: {
     name: 'keyvault-${i}-${resourceToken}'
@@ -240,7 +256,9 @@ module vaults 'app/keyvault.bicep' = [
     params: {
       vaultName: vault.name
       principalId: apiIdentity.outputs.principalId
-      systemTopicName: vault.?systemTopicName ?? '${abbrs.eventGridSystemTopics}${vault.name}'
+      roleDefinitionId: vaultRoles[indexOf(vaultSubscriptionIds, vault.?subscriptionId ?? subscription().subscriptionId)].outputs.id
+      existingSystemTopicName: vault.?systemTopicName ?? ''
+      newSystemTopicName: '${abbrs.eventGridSystemTopics}${vault.name}'
       tags: tags
     }
   }
@@ -251,7 +269,7 @@ module notificationSecrets 'app/notification-secrets.bicep' = if (!empty(notific
   name: 'notification-secrets-${resourceToken}'
   scope: resourceGroup(notificationSecretsSubscriptionId, notificationSecretsResourceGroup)
   params: {
-    vaultName: notificationSecretsVaultName
+    vaultName: notificationVaultName
     secretNames: notificationSecretNames
     principalId: apiIdentity.outputs.principalId
   }
@@ -265,7 +283,7 @@ module rbac 'app/rbac.bicep' = {
   params: {
     principalId: apiIdentity.outputs.principalId
     storageAccountName: storage.outputs.name
-    applicationInsightsName: appInsights.outputs.name
+    applicationInsightsName: insights.outputs.name
     notificationTopicName: notificationTopicEnabled ? notificationTopic!.outputs.name : ''
     deadLetterContainerName: storage.outputs.deadLetterContainerName
     deadLetterWriterPrincipalIds: [for i in range(0, length(keyVaults)): vaults[i].outputs.systemTopicPrincipalId]
@@ -281,12 +299,12 @@ module api 'app/api.bicep' = {
     name: functionAppName
     location: location
     tags: tags
-    appServicePlanId: appServicePlan.outputs.resourceId
-    identityId: apiIdentity.outputs.resourceId
+    appServicePlanId: appServicePlan.outputs.id
+    identityId: apiIdentity.outputs.id
     identityClientId: apiIdentity.outputs.clientId
     storageAccountName: storage.outputs.name
     deploymentContainerName: storage.outputs.deploymentContainerName
-    applicationInsightsName: appInsights.outputs.name
+    applicationInsightsName: insights.outputs.name
     maximumInstanceCount: maximumInstanceCount
     keyVaultUris: join(keyVaultUris, ',')
     scanSchedule: scanSchedule
@@ -338,7 +356,7 @@ module monitoring 'app/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
   params: {
-    applicationInsightsName: appInsights.outputs.name
+    applicationInsightsName: insights.outputs.name
     location: location
     tags: tags
     actionGroupName: !empty(actionGroupName) ? actionGroupName : '${abbrs.insightsActionGroups}rotator-${resourceToken}'
@@ -357,7 +375,7 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output SERVICE_API_NAME string = api.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
-output APPLICATIONINSIGHTS_CONNECTION_STRING string = appInsights.outputs.connectionString
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = insights.outputs.connectionString
 // Not AZURE_CLIENT_ID: that name in a developer's environment would steer DefaultAzureCredential.
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = apiIdentity.outputs.clientId
 output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = apiIdentity.outputs.principalId

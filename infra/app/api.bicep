@@ -1,4 +1,4 @@
-// The function app: Flex Consumption (FC1), Node 20, the user-assigned identity for everything, HTTPS
+// The function app: Flex Consumption (FC1), Node 22, the user-assigned identity for everything, HTTPS
 // only, TLS 1.2. Its app settings are every setting of shared/config.ts the deployment decides.
 
 param name string
@@ -61,9 +61,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     // Key Vault references resolve with this identity (there is no system-assigned one).
     keyVaultReferenceIdentity: identityId
+    // Only minTlsVersion, as the reference Flex Consumption template: ARM refuses ftpsState on Flex
+    // (error 51021); FTP is off through the publishing credentials policy below.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -82,7 +83,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'node'
-        version: '20'
+        version: '22'
       }
     }
   }
@@ -139,10 +140,12 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   properties: appSettings
 }
 
-// No publishing passwords: azd deploys to Flex Consumption with an Entra token.
+// No publishing passwords: azd deploys to Flex Consumption with an Entra token. Each policy needs the
+// site's location (without it ARM answers 51008, "The parameter location has an invalid value").
 resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'ftp'
+  location: location
   properties: {
     allow: false
   }
@@ -151,6 +154,7 @@ resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
+  location: location
   properties: {
     allow: false
   }

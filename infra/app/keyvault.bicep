@@ -4,26 +4,32 @@
 param vaultName string
 @description('Principal id of the function app\'s user-assigned identity.')
 param principalId string
-param systemTopicName string
+@description('Resource id of the rotator\'s custom role (vault-role.bicep): get, read metadata, set, update.')
+param roleDefinitionId string
+@description('The vault\'s existing Event Grid system topic (a vault has at most one); empty: create newSystemTopicName.')
+param existingSystemTopicName string = ''
+param newSystemTopicName string
 param tags object = {}
 
-// Key Vault Secrets Officer: get and list secret properties (scan, re-read), get the current value
-// (PAT successor, verification), set a new version, update tags. Data actions only; no access to keys,
-// certificates or the vault's settings. The vault must use the Azure RBAC permission model.
-var keyVaultSecretsOfficerRoleId = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var reuseTopic = !empty(existingSystemTopicName)
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: vaultName
 }
 
-resource secretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, principalId, keyVaultSecretsOfficerRoleId)
+resource secretsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, roleDefinitionId)
   scope: vault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficerRoleId)
+    roleDefinitionId: roleDefinitionId
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
+}
+
+// Read before it is written: a reused topic keeps the identities and tags other subscriptions rely on.
+resource existingTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = if (reuseTopic) {
+  name: existingSystemTopicName
 }
 
 // A system topic lives in its source's region. The vault's region is known only while deploying, which a
@@ -31,10 +37,12 @@ resource secretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 module topic 'keyvault-topic.bicep' = {
   name: take('${deployment().name}-topic', 64)
   params: {
-    name: systemTopicName
+    name: reuseTopic ? existingSystemTopicName : newSystemTopicName
     location: vault.location
     vaultId: vault.id
     tags: tags
+    existingTags: reuseTopic ? existingTopic.?tags : null
+    existingIdentity: reuseTopic ? existingTopic.?identity : null
   }
 }
 

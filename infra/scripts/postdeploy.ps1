@@ -11,7 +11,7 @@ if (Get-Command az -ErrorAction SilentlyContinue) {
   Write-Host "Waiting for function onKeyVaultEvent on $($env:AZURE_FUNCTION_APP_NAME)..."
   $listed = $false
   for ($i = 0; $i -lt 30; $i++) {
-    az functionapp function show --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME --function-name onKeyVaultEvent --output none 2>$null
+    az functionapp function show --subscription $env:AZURE_SUBSCRIPTION_ID --resource-group $env:AZURE_RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME --function-name onKeyVaultEvent --output none 2>$null
     if ($LASTEXITCODE -eq 0) { $listed = $true; break }
     Start-Sleep -Seconds 10
   }

@@ -10,11 +10,12 @@ if [ -n "${KEY_VAULT_EVENTS_ENABLED:-}" ]; then
   exit 0
 fi
 
-# Event Grid checks that the destination function exists; wait for the host to list it.
+# Event Grid checks that the destination function exists; wait for the host to list it. In the azd
+# environment's subscription, not the Azure CLI's default one.
 if command -v az >/dev/null 2>&1; then
   echo "Waiting for function onKeyVaultEvent on ${AZURE_FUNCTION_APP_NAME}..."
   tries=0
-  until az functionapp function show --resource-group "${AZURE_RESOURCE_GROUP}" \
+  until az functionapp function show --subscription "${AZURE_SUBSCRIPTION_ID}" --resource-group "${AZURE_RESOURCE_GROUP}" \
     --name "${AZURE_FUNCTION_APP_NAME}" --function-name onKeyVaultEvent --output none 2>/dev/null; do
     tries=$((tries + 1))
     if [ "$tries" -ge 30 ]; then
