@@ -145,6 +145,8 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'ftp'
+  // Bicep's type for this resource has no location, but ARM requires it on Flex Consumption (51008).
+  #disable-next-line BCP187
   location: location
   properties: {
     allow: false
@@ -154,6 +156,8 @@ resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
+  // Bicep's type for this resource has no location, but ARM requires it on Flex Consumption (51008).
+  #disable-next-line BCP187
   location: location
   properties: {
     allow: false

@@ -43,7 +43,7 @@ export function armResources(template: Json = compiled(), prefix: string[] = [])
   const list = template.resources as Json | Json[];
   const entries: [string, Json][] = Array.isArray(list)
     ? list.map((r, i) => [String(r.name ?? i), r])
-    : Object.entries(list);
+    : Object.entries(list as Record<string, Json>);
   return entries.flatMap(([symbol, r]) => {
     const here: ArmResource = {
       path: [...prefix, symbol],

@@ -13,6 +13,7 @@ import {
   params,
   read,
   readInfra,
+  resources,
   topLevelKeys,
   valueOf,
   withoutComments,
@@ -72,12 +73,10 @@ describe('Bicep files', () => {
     }
   });
 
-  test('Azure Verified Modules are pinned to a version', () => {
-    const registry = bicepFiles()
-      .flatMap((f) => modules(readInfra(f)).map((m) => m.source))
-      .filter((s) => s.startsWith('br/'));
-    expect(registry.length).toBeGreaterThan(0);
-    for (const ref of registry) expect(ref).toMatch(/^br\/public:avm\/res\/[a-z-]+\/[a-z-]+:\d+\.\d+\.\d+$/);
+  test('every module is a file of infra/: registry modules cannot be restored offline', () => {
+    const sources = bicepFiles().flatMap((f) => modules(readInfra(f)).map((m) => m.source));
+    expect(sources.length).toBeGreaterThan(0);
+    expect(sources.filter((s) => !/^[\w./-]+\.bicep$/.test(s))).toEqual([]);
   });
 });
 
@@ -101,7 +100,7 @@ describe('azd conventions', () => {
     const nameParams = params(main).filter((p) => /Name$/.test(p.name) && p.defaultValue === "''");
     expect(nameParams.length).toBeGreaterThanOrEqual(10);
     for (const p of nameParams.filter(
-      (x) => !x.name.startsWith('notificationSecretsVault') && !/SecretName$/.test(x.name),
+      (x) => !x.name.startsWith('notificationVault') && !/SecretName$/.test(x.name),
     )) {
       expect(main).toContain(`!empty(${p.name}) ? ${p.name} :`);
     }
@@ -135,9 +134,44 @@ describe('azd conventions', () => {
   });
 
   test('Application Insights takes Entra-authenticated ingestion only', () => {
-    expect(main).toMatch(
-      /module appInsights 'br\/public:avm\/res\/insights\/component:[\d.]+'[\s\S]*?disableLocalAuth: true/,
+    const component = resources(readInfra('app/insights.bicep')).find(
+      (r) => r.type === 'Microsoft.Insights/components',
     );
+    expect(component?.body).toMatch(/DisableLocalAuth: true/);
     expect(readInfra('app/notification-topic.bicep')).toMatch(/disableLocalAuth: true/);
+  });
+});
+
+describe('suppressions', () => {
+  test('every #disable-next-line in infra/ has its reason in the comment right above', () => {
+    for (const file of bicepFiles()) {
+      const lines = readInfra(file).split('\n');
+      lines.forEach((line, i) => {
+        if (!/#disable-next-line/.test(line)) return;
+        expect({ file, line: i + 1, reason: (lines[i - 1] ?? '').trim() }).toEqual({
+          file,
+          line: i + 1,
+          reason: expect.stringMatching(/^\/\/ \S.{20,}/),
+        });
+      });
+    }
+  });
+
+  test('bicepconfig.json turns no rule off without a reason, and enables no experimental feature', () => {
+    const text = read('bicepconfig.json');
+    const config = JSON.parse(withoutComments(text)) as {
+      analyzers: { core: { enabled: boolean; rules: Record<string, { level: string }> } };
+      experimentalFeaturesEnabled?: Record<string, boolean>;
+    };
+    expect(config.analyzers.core.enabled).toBe(true);
+    for (const [rule, setting] of Object.entries(config.analyzers.core.rules)) {
+      if (setting.level !== 'off' && setting.level !== 'none') continue;
+      const line = text.split('\n').findIndex((l) => l.includes(`"${rule}"`));
+      expect({ rule, reason: text.split('\n')[line - 1]?.trim() }).toEqual({
+        rule,
+        reason: expect.stringMatching(/^\/\/ \S/),
+      });
+    }
+    expect(Object.values(config.experimentalFeaturesEnabled ?? {}).filter(Boolean)).toEqual([]);
   });
 });

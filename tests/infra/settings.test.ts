@@ -201,19 +201,19 @@ describe('app settings', () => {
 describe('function app', () => {
   const site = resources(api).find((r) => r.type === 'Microsoft.Web/sites' && !r.existing);
 
-  test('Flex Consumption, Node 20, HTTPS only, TLS 1.2, user-assigned identity', () => {
+  test('Flex Consumption, Node 22, HTTPS only, TLS 1.2, user-assigned identity', () => {
     expect(site).toBeDefined();
     const body = site?.body ?? '';
     expect(body).toMatch(/kind:\s*'functionapp,linux'/);
     expect(body).toMatch(/httpsOnly:\s*true/);
     expect(body).toMatch(/minTlsVersion:\s*'1\.2'/);
-    expect(body).toMatch(/ftpsState:\s*'Disabled'/);
     expect(body).toMatch(/type:\s*'UserAssigned'/);
-    expect(body).toMatch(/runtime:\s*\{\s*name:\s*'node'\s*version:\s*'20'\s*\}/);
+    expect(body).toMatch(/runtime:\s*\{\s*name:\s*'node'\s*version:\s*'22'\s*\}/);
     expect(body).toMatch(/authentication:\s*\{\s*type:\s*'UserAssignedIdentity'/);
-    expect(main).toMatch(/name:\s*'FC1'\s*tier:\s*'FlexConsumption'/);
-    // package.json pins the same Node major.
-    expect(JSON.parse(read('package.json')).engines.node).toMatch(/^>=20\b.*<21/);
+    expect(readInfra('app/plan.bicep')).toMatch(/name:\s*'FC1'\s*tier:\s*'FlexConsumption'/);
+    // package.json and .nvmrc name the same Node major.
+    expect(JSON.parse(read('package.json')).engines.node).toBe('>=22.0.0');
+    expect(read('.nvmrc').trim()).toBe('22');
   });
 
   test('tagged for azd as the api service', () => {
