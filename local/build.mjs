@@ -12,7 +12,7 @@ await build({
   minify: true,
   keepNames: true,
   // The Functions library must be the host's own copy: the worker injects @azure/functions-core into it.
-  // applicationinsights (with its OpenTelemetry tree) is required only when a connection string is set.
+  // applicationinsights (with its OpenTelemetry tree) is required on the first telemetry flush, in Azure.
   external: ['@azure/functions', '@azure/functions-core', 'applicationinsights'],
   logLevel: 'warning',
   // ESM builds of some dependencies (@azure/storage-common's crc64.js) call createRequire(import.meta.url)

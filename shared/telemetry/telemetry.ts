@@ -18,7 +18,7 @@ export interface Telemetry {
   flush(): Promise<void>;
 }
 
-interface EventClient {
+export interface EventClient {
   trackEvent(e: {
     name: string;
     properties: Record<string, string>;
@@ -89,33 +89,63 @@ class StructuredTelemetry implements Telemetry {
 }
 
 /**
- * Telemetry for the process. With APPLICATIONINSIGHTS_CONNECTION_STRING, custom events go to
- * Application Insights through the classic `applicationinsights` SDK (trackEvent → customEvents),
- * authenticated with the service's identity when the authentication string asks for Entra auth;
- * without it (locally) the same events are readable log lines.
+ * Custom events for Application Insights through the maintained, OpenTelemetry-based `applicationinsights`
+ * 3.x SDK: TelemetryClient.trackEvent still lands in `customEvents` with the name and the properties as
+ * `customDimensions`. The SDK is large: it is required on the first flush that has events to send (the
+ * end of an invocation), never at module load or cold start. Its own, isolated providers
+ * (`useGlobalProviders: false`) send only these events; the Functions host collects requests and traces.
+ * With an authentication string that asks for Entra auth, ingestion uses the service's credential.
+ */
+export function applicationInsightsClient(
+  connectionString: string,
+  credential: TokenCredential | undefined,
+  authenticationString = process.env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '',
+  onError: (message: string) => void = () => undefined,
+): EventClient {
+  let queue: Parameters<EventClient['trackEvent']>[0][] = [];
+  let client: import('applicationinsights').TelemetryClient | undefined;
+  return {
+    trackEvent: (e) => {
+      queue.push(e);
+    },
+    flush: async () => {
+      if (queue.length === 0) return;
+      const pending = queue;
+      queue = [];
+      try {
+        if (!client) {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const ai = require('applicationinsights') as typeof import('applicationinsights');
+          client = new ai.TelemetryClient(connectionString, { useGlobalProviders: false });
+          if (/Authorization=AAD/i.test(authenticationString)) {
+            if (!credential) throw new Error('Entra ingestion is required but there is no credential');
+            client.config.aadTokenCredential = credential;
+          }
+        }
+        for (const e of pending) client.trackEvent(e);
+        await client.flush();
+      } catch (error) {
+        // Telemetry never fails an invocation; the events were written as log lines too.
+        onError(`Application Insights: ${pending.length} event(s) not sent: ${(error as Error).message}`);
+      }
+    },
+  };
+}
+
+/**
+ * Telemetry for the process. With APPLICATIONINSIGHTS_CONNECTION_STRING, custom events also go to
+ * Application Insights (applicationInsightsClient); without it (locally) they are readable log lines.
  */
 export function createTelemetry(
   settings: Settings,
   credential?: TokenCredential,
   sink: LogSink = consoleSink,
 ): Telemetry {
-  let client: EventClient | undefined;
-  if (settings.APPLICATIONINSIGHTS_CONNECTION_STRING) {
-    // Loaded only when configured: it is large, and most local runs do not need it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const ai = require('applicationinsights') as typeof import('applicationinsights');
-    const tc = new ai.TelemetryClient(settings.APPLICATIONINSIGHTS_CONNECTION_STRING);
-    if (
-      credential &&
-      /Authorization=AAD/i.test(process.env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '')
-    ) {
-      tc.config.aadTokenCredential = credential;
-    }
-    client = {
-      trackEvent: (e) => tc.trackEvent(e),
-      flush: () => new Promise((resolve) => tc.flush({ callback: () => resolve() })),
-    };
-  }
+  const client = settings.APPLICATIONINSIGHTS_CONNECTION_STRING
+    ? applicationInsightsClient(settings.APPLICATIONINSIGHTS_CONNECTION_STRING, credential, undefined, (m) =>
+        sink('warn', redact(m)),
+      )
+    : undefined;
   return new StructuredTelemetry(client, {}, sink);
 }
 

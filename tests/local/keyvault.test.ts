@@ -454,7 +454,7 @@ describe('paging', () => {
     expect(link.pathname).toBe('/secrets');
     expect(link.searchParams.get('maxresults')).toBe('10');
     expect(link.searchParams.get('$skiptoken')).toBeTruthy();
-    expect(link.searchParams.get('api-version')).toBe('2025-07-01');
+    expect(link.searchParams.get('api-version')).toBe('2026-04-01');
   });
 
   test('maxresults above 25 is 400 BadParameter', async () => {
