@@ -138,12 +138,31 @@ export const settingsSchema = z.object({
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().optional(),
 });
 
-export type Settings = z.output<typeof settingsSchema>;
+export type Settings = z.output<typeof settingsSchema> & {
+  /**
+   * Channel settings whose Key Vault reference App Service could not resolve (the value is still
+   * `@Microsoft.KeyVault(…)`): their channels are off, everything else works (routing.disabledChannels).
+   */
+  unresolvedReferences?: readonly ChannelSecretSetting[];
+};
+
+/** Notification settings that deployments pass as Key Vault references (infra/app/api.bicep). */
+export const CHANNEL_SECRET_SETTINGS = ['TEAMS_WEBHOOK_URL', 'WEBHOOK_URL', 'WEBHOOK_SIGNING_KEY'] as const;
+export type ChannelSecretSetting = (typeof CHANNEL_SECRET_SETTINGS)[number];
+
+/** How App Service leaves an app setting whose Key Vault reference did not resolve. */
+const UNRESOLVED_REFERENCE = /^\s*@Microsoft\.KeyVault\(/i;
 
 /** Parses the settings; every problem is reported at once, each naming its setting. */
 export function parseSettings(env: Record<string, string | undefined>): Settings {
   // Empty strings are how app settings say "not set".
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  // An unresolved reference turns its channel off rather than stopping every function.
+  const unresolvedReferences = CHANNEL_SECRET_SETTINGS.filter((name) =>
+    UNRESOLVED_REFERENCE.test(present[name] ?? ''),
+  );
+  for (const name of unresolvedReferences) delete present[name];
+  const unresolved = (name: string) => (unresolvedReferences as readonly string[]).includes(name);
   const result = settingsSchema.safeParse(present);
   if (!result.success) {
     throw new ConfigError(
@@ -164,7 +183,7 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
     eventgrid: 'NOTIFICATION_TOPIC_ENDPOINT',
   } as const;
   const missing: { setting: string; problem: string }[] = settings.NOTIFY_DEFAULT_CHANNELS.filter(
-    (c) => !settings[channelSetting[c]],
+    (c) => !settings[channelSetting[c]] && !unresolved(channelSetting[c]),
   ).map((c) => ({
     setting: channelSetting[c],
     problem: `is required because NOTIFY_DEFAULT_CHANNELS includes ${c}`,
@@ -176,14 +195,14 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
         'is required: a connection string, or identity-based AzureWebJobsStorage__blobServiceUri and __queueServiceUri',
     });
   }
-  if (settings.WEBHOOK_URL && !settings.WEBHOOK_SIGNING_KEY) {
+  if (settings.WEBHOOK_URL && !settings.WEBHOOK_SIGNING_KEY && !unresolved('WEBHOOK_SIGNING_KEY')) {
     missing.push({
       setting: 'WEBHOOK_SIGNING_KEY',
       problem: 'is required when WEBHOOK_URL is set (deliveries are HMAC-signed)',
     });
   }
   if (missing.length) throw new ConfigError(missing);
-  return settings;
+  return unresolvedReferences.length ? { ...settings, unresolvedReferences } : settings;
 }
 
 let cached: Settings | undefined;

@@ -4,10 +4,11 @@ import { createBlobServiceClient } from './clients/lock';
 import { STORAGE } from './constants';
 import { createChannels, type Channels } from './notifications/channels';
 import type { Notification } from './notifications/notification';
-import { routeNotification, type NotificationMessage } from './notifications/routing';
+import { disabledChannels, routeNotification, type NotificationMessage } from './notifications/routing';
 import { ROTATORS } from './rotators';
 import { Scanner } from './scan/scanner';
 import { createServices, type Services } from './services';
+import { EVENTS } from './telemetry/events';
 import { createTelemetry, type LogSink, type Telemetry } from './telemetry/telemetry';
 
 /** Everything the functions use, built once per process on first use (not at module load). */
@@ -26,6 +27,7 @@ export function getRuntime(): Runtime {
   const settings = getSettings();
   const services = createServices(settings);
   const telemetry = createTelemetry(settings, services.credential);
+  for (const d of disabledChannels(settings)) telemetry.event(EVENTS.NotificationChannelDisabled, { ...d });
   const container = createBlobServiceClient(settings, services.credential).getContainerClient(
     STORAGE.lockContainer,
   );

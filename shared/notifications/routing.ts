@@ -45,6 +45,32 @@ export interface SkippedRoute {
   reason: string;
 }
 
+/** A channel that is off because a setting it needs holds a Key Vault reference that did not resolve. */
+export interface DisabledChannel {
+  channel: ChannelName;
+  setting: string;
+  reason: string;
+}
+
+/** The channels turned off by unresolved Key Vault references (config.ts), each with its reason. */
+export function disabledChannels(settings: Settings): DisabledChannel[] {
+  const unresolved = settings.unresolvedReferences ?? [];
+  return NOTIFICATION_CHANNELS.flatMap((channel) => {
+    const setting = [
+      CHANNEL_SETTINGS[channel],
+      ...(channel === 'webhook' ? ['WEBHOOK_SIGNING_KEY'] : []),
+    ].find((name) => (unresolved as readonly string[]).includes(name));
+    if (!setting) return [];
+    return [
+      {
+        channel,
+        setting,
+        reason: `the ${channel} channel is off: ${setting} is a Key Vault reference that did not resolve (check that the secret exists and the identity can read it)`,
+      },
+    ];
+  });
+}
+
 export function isConfigured(channel: ChannelName, settings: Settings): boolean {
   if (channel === 'webhook') return Boolean(settings.WEBHOOK_URL && settings.WEBHOOK_SIGNING_KEY);
   return Boolean(settings[CHANNEL_SETTINGS[channel]]);
@@ -99,6 +125,11 @@ export function routeNotification(
     if (!wanted.has(channel)) continue;
     if (!isConfigured(channel, settings)) {
       const setting = CHANNEL_SETTINGS[channel];
+      const disabled = disabledChannels(settings).find((d) => d.channel === channel);
+      if (disabled) {
+        skipped.push({ channel, reason: disabled.reason });
+        continue;
+      }
       skipped.push({
         channel,
         reason:

@@ -15,6 +15,8 @@ export const EVENTS = {
   ScanCompleted: 'ScanCompleted',
   NotificationSent: 'NotificationSent',
   NotificationFailed: 'NotificationFailed',
+  /** Once per process: a channel is off (dims channel, setting, reason); rotation goes on without it. */
+  NotificationChannelDisabled: 'NotificationChannelDisabled',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

@@ -68,6 +68,7 @@ class StructuredTelemetry implements Telemetry {
     const level: Level =
       name === EVENTS.SecretRotationFailed ||
       name === EVENTS.NotificationFailed ||
+      name === EVENTS.NotificationChannelDisabled ||
       name === EVENTS.SecretExpired
         ? 'warn'
         : 'info';
