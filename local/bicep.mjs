@@ -12,7 +12,15 @@
 // repeated runs (one per infra test file) compile once.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 
@@ -148,7 +156,10 @@ export function check() {
     return { bicep, cached: true, failed: false, build: [], lint: [], template: OUT };
   }
   mkdirSync(OUT_DIR, { recursive: true });
-  const build = run(bicep, ['build', MAIN, '--outfile', OUT]);
+  // Written aside, then renamed: test workers compiling at the same time never read half a file.
+  const partial = `${OUT}.${process.pid}`;
+  const build = run(bicep, ['build', MAIN, '--outfile', partial]);
+  if (existsSync(partial)) renameSync(partial, OUT);
   const lint = run(bicep, ['lint', MAIN]);
   const found = { build: diagnostics(build.output), lint: diagnostics(lint.output) };
   const counted = [...found.build, ...found.lint].filter((d) => d.level !== 'Info');

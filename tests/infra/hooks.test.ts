@@ -29,6 +29,8 @@ test.each(HOOKS)('%s passes --subscription (the azd environment) to every az com
 
 describe('docs/deploy.md', () => {
   const guide = read('docs/deploy.md');
+  // Compiled while the tests are collected (no test timeout; a first run may restore the compiler).
+  const vaultRoles = (compiled().resources as Record<string, Json>).vaultRoles;
 
   test('gives the azd minimum version and the way back when the second provision fails', () => {
     expect(guide).toMatch(/\*\*1\.23\.12 or later\*\*/);
@@ -43,7 +45,6 @@ describe('docs/deploy.md', () => {
   });
 
   test("lists exactly the custom vault role's data actions", () => {
-    const vaultRoles = (compiled().resources as Record<string, Json>).vaultRoles;
     const template = (vaultRoles?.properties as Json).template as Json;
     const dataActions = (template.variables as Json).dataActions as string[];
     const documented = [...guide.matchAll(/^\| `(Microsoft\.KeyVault\/vaults\/secrets\/[\w/]+)`/gm)].map(
