@@ -166,7 +166,7 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
     tags,
   });
   const roles = [
-    { principal: rotator, role: 'Key Vault Secrets Officer' as const },
+    { principal: rotator, role: 'Key Vault credential rotator' as const },
     { principal: readerAppId, role: 'Key Vault Secrets User' as const },
   ];
   const second = await azure.seed({

@@ -10,6 +10,8 @@ export const KEY_VAULT_ROLES = [
   'Key Vault Secrets Officer',
   'Key Vault Secrets User',
   'Key Vault Reader',
+  // The custom role infra/app/vault-role.bicep defines for the rotator.
+  'Key Vault credential rotator',
 ] as const;
 export type KeyVaultRole = (typeof KEY_VAULT_ROLES)[number];
 

@@ -83,12 +83,12 @@ export function settingsFor(
   return parseSettings(settingsEnv(env, vaults, extra));
 }
 
-/** Creates vaults (each its own HTTPS origin) where the rotator is a Secrets Officer. */
+/** Creates vaults (each its own HTTPS origin) where the rotator has its custom role (vault-role.bicep). */
 export async function createVaults(env: BenchEnv, names: readonly string[]): Promise<Vault[]> {
   await env.azure.seed({
     vaults: names.map((name) => ({
       name,
-      roleAssignments: [{ principal: ROTATOR_NAME, role: 'Key Vault Secrets Officer' as const }],
+      roleAssignments: [{ principal: ROTATOR_NAME, role: 'Key Vault credential rotator' as const }],
     })),
   });
   return names.map((name) => {

@@ -3,6 +3,7 @@
  * compiled ARM JSON is sturdier than the Bicep text, and the templates' functions evaluated by
  * `bicep console`.
  */
+import { roleDataActions } from '../../local/azure/services/keyvault';
 import { armResources, compiled, evaluate, type ArmResource, type Json } from './arm';
 import { read } from './bicep';
 
@@ -64,6 +65,8 @@ describe('the compiled template', () => {
       'Microsoft.KeyVault/vaults/secrets/update/action',
     ]);
     expect(permissions[0]).toMatchObject({ actions: [], notActions: [], notDataActions: [] });
+    // The local Key Vault grants the rotator exactly this role, so every test proves it is enough.
+    expect(roleDataActions('Key Vault credential rotator').sort()).toEqual(dataActions);
     expect(props(role).type).toBe('CustomRole');
     // Assigned on each vault, and Key Vault Secrets Officer nowhere.
     const vaultAssignment = all.find(

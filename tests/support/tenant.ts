@@ -14,8 +14,8 @@ export const newPat = (): string => `dapi${randomBytes(16).toString('hex')}`;
 
 /**
  * A tenant in local Azure with one secret of each kind, set up as an admin would: the rotator's
- * managed identity is a Secrets Officer on the vault, an account admin in Databricks, the owner of
- * the Entra app, and the SP and app are bound to the vault.
+ * managed identity has its custom vault role (get, read metadata, set, update secrets), is an account
+ * admin in Databricks, the owner of the Entra app, and the SP and app are bound to the vault.
  */
 export interface Tenant {
   azure: LocalAzure;
@@ -103,7 +103,7 @@ export async function seedTenant(
       {
         name: vaultName,
         roleAssignments: [
-          { principal: rotator.principalId, role: 'Key Vault Secrets Officer' },
+          { principal: rotator.principalId, role: 'Key Vault credential rotator' },
           { principal: reader.appId, role: 'Key Vault Secrets User' },
         ],
       },

@@ -54,7 +54,11 @@ const ROLE_ACTIONS: Record<KeyVaultRole, readonly Action[]> = {
   'Key Vault Secrets Officer': Object.keys(ACTIONS) as Action[],
   'Key Vault Secrets User': ['getSecret', 'readMetadata'],
   'Key Vault Reader': ['readMetadata'],
+  'Key Vault credential rotator': ['getSecret', 'readMetadata', 'setSecret', 'update'],
 };
+
+/** The data actions a role grants (tests/infra compares the rotator's with the deployed role). */
+export const roleDataActions = (role: KeyVaultRole): string[] => ROLE_ACTIONS[role].map((a) => ACTIONS[a]);
 
 const MESSAGES = {
   missingToken: 'AKV10000: Request is missing a Bearer or PoP token.',
