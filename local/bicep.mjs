@@ -7,6 +7,7 @@
 //   node local/bicep.mjs            build + lint, print the diagnostics and their counts
 //   node local/bicep.mjs --json     also print the path of the compiled ARM template (for tests/infra)
 //   node local/bicep.mjs --which    only print the compiler's command line as JSON (for tests/infra)
+//   node local/bicep.mjs --file F   build + lint another file (tests/infra/fixtures), nothing cached
 //
 // The compiled template is kept in .local/bicep/main.json with a hash of infra/ and bicepconfig.json, so
 // repeated runs (one per infra test file) compile once.
@@ -142,8 +143,11 @@ function run(bicep, args) {
   return { status: r.status ?? 1, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
-/** Build and lint; the diagnostics of both, and whether the compiled template is fresh. */
-export function check() {
+/**
+ * Build and lint `file` (infra/main.bicep unless given); the diagnostics of both. Only main.bicep's
+ * template is kept and reused while infra/ is unchanged.
+ */
+export function check(file = MAIN) {
   const bicep = findBicep();
   if (!bicep) {
     throw new Error(
@@ -151,27 +155,29 @@ export function check() {
         `or the .NET SDK so the NuGet package Azure.Bicep.CommandLine ${BICEP_VERSION} can be restored`,
     );
   }
-  const hash = infraHash(bicep);
-  if (existsSync(OUT) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash) {
+  const main = path.resolve(file) === MAIN;
+  const out = main ? OUT : path.join(OUT_DIR, `${path.basename(file, '.bicep')}.json`);
+  const hash = main ? infraHash(bicep) : undefined;
+  if (main && existsSync(OUT) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash) {
     return { bicep, cached: true, failed: false, build: [], lint: [], template: OUT };
   }
   mkdirSync(OUT_DIR, { recursive: true });
   // Written aside, then renamed: test workers compiling at the same time never read half a file.
-  const partial = `${OUT}.${process.pid}`;
-  const build = run(bicep, ['build', MAIN, '--outfile', partial]);
-  if (existsSync(partial)) renameSync(partial, OUT);
-  const lint = run(bicep, ['lint', MAIN]);
+  const partial = `${out}.${process.pid}`;
+  const build = run(bicep, ['build', path.resolve(file), '--outfile', partial]);
+  if (existsSync(partial)) renameSync(partial, out);
+  const lint = run(bicep, ['lint', path.resolve(file)]);
   const found = { build: diagnostics(build.output), lint: diagnostics(lint.output) };
   const counted = [...found.build, ...found.lint].filter((d) => d.level !== 'Info');
   const failed = build.status !== 0 || lint.status !== 0 || counted.length > 0;
-  if (!failed) writeFileSync(STAMP, hash);
+  if (main && !failed) writeFileSync(STAMP, hash);
   return {
     bicep,
     cached: false,
     failed,
     ...found,
     raw: failed ? `${build.output}${lint.output}` : '',
-    template: OUT,
+    template: out,
   };
 }
 
@@ -189,7 +195,8 @@ if (process.argv[1] === import.meta.filename && process.argv.includes('--which')
 } else if (process.argv[1] === import.meta.filename) {
   let result;
   try {
-    result = check();
+    const at = process.argv.indexOf('--file');
+    result = check(at > 0 ? process.argv[at + 1] : undefined);
   } catch (error) {
     console.error(`bicep: ${error.message}`);
     process.exit(1);
