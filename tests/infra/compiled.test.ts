@@ -7,6 +7,9 @@ import { roleDataActions } from '../../local/azure/services/keyvault';
 import { armResources, compiled, evaluate, type ArmResource, type Json } from './arm';
 import { read } from './bicep';
 
+// The compiler and `bicep console` are real processes (seconds each on a busy two-core machine).
+jest.setTimeout(120_000);
+
 const all = armResources();
 const ofType = (type: string): ArmResource[] => all.filter((r) => r.type === type && !r.existing);
 const props = (r: ArmResource | undefined): Json => (r?.body.properties ?? {}) as Json;

@@ -6,6 +6,9 @@ import { ROTATORS } from '../../shared/rotators';
 import { compiled, type Json } from './arm';
 import { read } from './bicep';
 
+// The compiler and `bicep console` are real processes (seconds each on a busy two-core machine).
+jest.setTimeout(120_000);
+
 const HOOKS = ['infra/scripts/postdeploy.sh', 'infra/scripts/postdeploy.ps1'];
 
 test.each(HOOKS)('%s passes --subscription (the azd environment) to every az command', (file) => {
