@@ -37,6 +37,8 @@ describe('docs/deploy.md', () => {
 
   test('gives the azd minimum version and the way back when the second provision fails', () => {
     expect(guide).toMatch(/\*\*1\.23\.12 or later\*\*/);
+    // azd itself refuses an older version.
+    expect(read('azure.yaml')).toMatch(/^requiredVersions:\n {2}azd: '>= 1\.23\.12'$/m);
     expect(guide).toMatch(/\*\*When the second provision fails\*\*/);
     expect(guide).toContain('azd env set KEY_VAULT_EVENTS_ENABLED false && azd provision');
   });
