@@ -23,7 +23,8 @@ var dataActions = [
 resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, nameToken, 'kv-credential-rotator-secrets')
   properties: {
-    roleName: 'Key Vault credential rotator (${nameToken})'
+    // Role names are unique in the tenant: one deployment may define the role in several subscriptions.
+    roleName: 'Key Vault credential rotator (${nameToken}-${take(uniqueString(subscription().id), 6)})'
     description: 'Read, list, set and update secrets (not delete, purge, backup, restore or recover): what the Key Vault credential rotator calls.'
     type: 'CustomRole'
     permissions: [

@@ -71,6 +71,8 @@ describe('the compiled template', () => {
     // The local Key Vault grants the rotator exactly this role, so every test proves it is enough.
     expect(roleDataActions('Key Vault credential rotator').sort()).toEqual(dataActions);
     expect(props(role).type).toBe('CustomRole');
+    // Role names are unique in a tenant, and the role is defined once per vault subscription.
+    expect(String(props(role).roleName)).toContain('uniqueString(subscription().id)');
     // Assigned on each vault, and Key Vault Secrets Officer nowhere.
     const vaultAssignment = all.find(
       (r) => r.path[0] === 'vaults' && r.type === 'Microsoft.Authorization/roleAssignments',
