@@ -3,7 +3,7 @@
 // group per azd environment, a user-assigned identity, Flex Consumption, identity-based storage.
 targetScope = 'subscription'
 
-import { inputProblems } from 'app/functions.bicep'
+import { inputProblems, vaultResourceGroupIds } from 'app/functions.bicep'
 
 // ---------- Environment ----------
 
@@ -243,7 +243,7 @@ module vaultRoles 'app/vault-role.bicep' = [
     scope: subscription(sub)
     params: {
       nameToken: '${environmentName}-${resourceToken}'
-      assignableScopes: map(filter(keyVaults, vault => (vault.?subscriptionId ?? subscription().subscriptionId) == sub), vault => '/subscriptions/${sub}/resourceGroups/${vault.resourceGroup}')
+      assignableScopes: vaultResourceGroupIds(keyVaults, sub, subscription().subscriptionId)
     }
   }
 ]

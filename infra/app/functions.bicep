@@ -8,6 +8,11 @@ func mergedIdentity(existing object?) object => empty(existing.?userAssignedIden
   ? { type: 'SystemAssigned' }
   : { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: toObject(objectKeys(existing.?userAssignedIdentities ?? {}), id => id, id => {}) }
 
+// The resource group ids of the vaults in subscription `sub`, each once (several vaults may share one);
+// a vault without subscriptionId is in `defaultSub`.
+@export()
+func vaultResourceGroupIds(vaults array, sub string, defaultSub string) string[] => union(map(filter(vaults, vault => (vault.?subscriptionId ?? defaultSub) == sub), vault => '/subscriptions/${sub}/resourceGroups/${vault.resourceGroup}'), [])
+
 // The channels of NOTIFY_DEFAULT_CHANNELS, trimmed and lower-cased.
 @export()
 func channelList(channels string) string[] => filter(map(split(channels, ','), channel => toLower(trim(channel))), channel => !empty(channel))

@@ -134,6 +134,20 @@ describe('templates functions (bicep console)', () => {
     });
   });
 
+  test("vaultResourceGroupIds: the role's assignable scopes in one subscription, each resource group once", () => {
+    const [inMain, inOther] = evaluate(
+      ['s-main', 's-other'].map(
+        (sub) =>
+          `vaultResourceGroupIds([{ name: 'kv-a', resourceGroup: 'rg-1' }, { name: 'kv-b', resourceGroup: 'rg-1' }, { name: 'kv-c', resourceGroup: 'rg-2', subscriptionId: 's-other' }, { name: 'kv-d', resourceGroup: 'rg-3', subscriptionId: 's-main' }], '${sub}', 's-main')`,
+      ),
+    );
+    expect(inMain).toEqual([
+      '/subscriptions/s-main/resourceGroups/rg-1',
+      '/subscriptions/s-main/resourceGroups/rg-3',
+    ]);
+    expect(inOther).toEqual(['/subscriptions/s-other/resourceGroups/rg-2']);
+  });
+
   const fine = {
     notificationSecretNames: "['teams-url', 'hook-url', 'hook-key']",
     notificationVaultName: "'kv-notify'",
