@@ -314,10 +314,6 @@ export class RotationEngine {
         unrevoked = `${pending} (${e instanceof Error ? e.message : String(e)})`;
       }
     }
-    // The credential the vault holds now becomes the previous one: revoked later only if this service
-    // issued it, or verified now that it is the one the vault holds (adoption).
-    const previous = policy.state.credentialId;
-    const tracked = previous ? await step('binding', () => this.provenOrAdopted(s, previous)) : undefined;
 
     const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${rotationId}`;
     const untouched = { ...current.properties.tags };
@@ -358,6 +354,7 @@ export class RotationEngine {
       throw e;
     }
     registerSecret(created.value);
+    const previous = policy.state.credentialId;
     record = await step('create', () =>
       this.options.issuance.update(record, { state: 'issued', credentialId: created.id, at: this.now() }),
     ).catch(async (e: unknown) => {
@@ -365,19 +362,25 @@ export class RotationEngine {
       await this.compensate(s, created.id, e);
       throw e;
     });
+    s.records = s.records.map((r) => (r.rotationId === record.rotationId ? record : r));
 
     const revokeAfter = new Date(s.now.getTime() + policy.graceHours * 3_600_000);
+    let tracked: string | undefined;
     const tags: Record<string, string> = {
       ...policy.policyTags,
       [TAGS.credentialId]: created.id,
       [TAGS.rotationId]: rotationId,
-      ...(tracked
-        ? { [TAGS.previousCredentialId]: tracked, [TAGS.revokePreviousAfter]: revokeAfter.toISOString() }
-        : {}),
     };
     let stored: KeyVaultSecret | undefined;
     try {
       await step('verify', () => this.verifyWithRetry(rotator, policy.target, created.value));
+      // The credential the vault holds now becomes the previous one: revoked later only if this service
+      // issued it, or verifies now that it is the one the vault holds (adoption).
+      tracked = previous ? await this.provenOrAdopted(s, previous) : undefined;
+      if (tracked) {
+        tags[TAGS.previousCredentialId] = tracked;
+        tags[TAGS.revokePreviousAfter] = revokeAfter.toISOString();
+      }
       stored = await step('store', () =>
         s.vault.client.setSecret(ctx.secretName, created.value, {
           expiresOn: created.expiresAt,
@@ -436,12 +439,14 @@ export class RotationEngine {
     const { policy, ctx } = s;
     if (proves(s.records, policy.kind, s.target, credentialId)) return credentialId;
     if (!ctx.currentValue) return undefined;
+    let listed: CredentialInfo[];
     try {
       await policy.rotator.verify(policy.target, ctx.currentValue, this.options.deps);
+      listed = await policy.rotator.list(policy.target, ctx, this.options.deps);
     } catch {
+      // Not verifiable now (the value no longer works, the list is refused): owners are told instead.
       return undefined;
     }
-    const listed = await policy.rotator.list(policy.target, ctx, this.options.deps);
     if (!listed.some((c) => c.id === credentialId)) return undefined;
     if (policy.rotator.bindingKey(policy.target) !== undefined) {
       const candidates = listed.filter(
@@ -452,18 +457,21 @@ export class RotationEngine {
       );
       if (candidates.length !== 1 || candidates[0]?.id !== credentialId) return undefined;
     }
-    const record = await this.options.issuance.adopt(
-      {
-        vault: ctx.vaultName,
-        secret: ctx.secretName,
-        kind: policy.kind,
-        target: s.target,
-        rotationId: randomUUID(),
-        at: s.now,
-      },
-      credentialId,
-      s.current.properties.version,
-    );
+    const record = await this.options.issuance
+      .adopt(
+        {
+          vault: ctx.vaultName,
+          secret: ctx.secretName,
+          kind: policy.kind,
+          target: s.target,
+          rotationId: randomUUID(),
+          at: s.now,
+        },
+        credentialId,
+        s.current.properties.version,
+      )
+      .catch(() => undefined);
+    if (!record) return undefined;
     s.records.push(record);
     return credentialId;
   }
