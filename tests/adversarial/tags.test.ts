@@ -131,6 +131,30 @@ describe('tags are claims: the attacker names the victim’s targets and credent
     await victimStillWorks(w);
   });
 
+  test('minting for another team’s Entra app or SP (not bound to the attacker’s vault) is refused at binding', async () => {
+    const w = await world();
+    const before = mutations();
+    const targets = {
+      app: { [TAGS.kind]: 'entra-app-secret', [TAGS.entraAppId]: w.victim.appId },
+      sp: {
+        [TAGS.kind]: 'databricks-sp-secret',
+        [TAGS.databricksAccountId]: w.victim.accountId,
+        [TAGS.databricksSpId]: w.victim.spId,
+      },
+    };
+    for (const key of ['app', 'sp'] as const) {
+      const name = `mint-${key}`;
+      await w.attacker.setSecret(name, `x-${randomBytes(16).toString('hex')}`, {
+        expiresOn: new Date(azure().clock.now() + DAY),
+        tags: targets[key],
+      });
+      const { outcome } = await w.services.engine.rotate({ vault: w.attackerVault, secret: name });
+      expect(outcome).toMatchObject({ status: 'failed', step: 'binding', transient: false });
+    }
+    expect(mutations()).toEqual(before);
+    await victimStillWorks(w);
+  });
+
   test('attack 2: a forged rotation-started and credential-id=anything revokes nothing (no time-window guess)', async () => {
     const w = await world();
     // The victim rotates its SP secret legitimately: the new one is in the victim's vault.
