@@ -89,3 +89,26 @@ test('a stored credential whose `stored` write was lost is completed, not revoke
   const after = await services.issuance.list(tenant.vaultName, SECRETS.app);
   expect(after.find((r) => r.rotationId === mine.rotationId)?.state).toBe('stored');
 });
+
+test('revoke-previous never revokes the credential the vault holds, even one this service issued', async () => {
+  const tenant = await seedTenant(azure());
+  const services = createEngine(tenant);
+  const rotated = await services.engine.rotate({ vault: tenant.vaultName, secret: SECRETS.app, force: true });
+  expect(rotated.outcome.status).toBe('rotated');
+  const vault = services.vaults.get(tenant.vaultName);
+  const current = await vault.client.getSecret(SECRETS.app);
+  const tags = current.properties.tags ?? {};
+  // A tag writer points previous-credential-id at the current credential.
+  await vault.client.updateSecretProperties(SECRETS.app, current.properties.version!, {
+    tags: {
+      ...tags,
+      [TAGS.previousCredentialId]: tags[TAGS.credentialId]!,
+      [TAGS.revokePreviousAfter]: new Date(azure().clock.now() - 1000).toISOString(),
+    },
+  });
+  const result = await services.engine.revokePrevious({ vault: tenant.vaultName, secret: SECRETS.app });
+  expect(result.outcome).toMatchObject({ status: 'failed', step: 'revoke', transient: false });
+  if (result.outcome.status === 'failed')
+    expect(result.outcome.reason).toMatch(/is the credential the vault holds now: nothing was revoked/);
+  expect(await credentialWorks(tenant, 'app', current.value!)).toMatchObject({ works: true });
+});
