@@ -38,7 +38,9 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
     return;
   }
   const { outcome, notifications } = await runtime.engine.rotate({ vault, secret: parsed.secretName });
-  trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event' }), outcome, 'rotate');
+  // Final unless Event Grid redelivers it (transient); a delivery that never succeeds is dead-lettered.
+  const final = outcome.status === 'failed' ? !outcome.transient : undefined;
+  trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event', final }), outcome, 'rotate');
   if (outcome.status === 'failed' && outcome.transient) {
     await telemetry.flush();
     throw new TransientError(

@@ -42,6 +42,8 @@ export const STORAGE = {
   rotationQueue: 'rotation-requests',
   notificationQueue: 'notifications',
   lockContainer: 'locks',
+  /** Where Event Grid writes the Key Vault events it could not deliver (infra/app/storage.bicep). */
+  deadLetterContainer: 'eventgrid-deadletter',
 } as const;
 
 /** The prefix that marks provider credentials this service created: `kv-rotator:{vault}/{secret}:{rotationId}`. */

@@ -3,7 +3,7 @@
  * (shared/telemetry/events.ts): the same names, the dimensions the code writes, and every event the
  * design lists shown somewhere.
  */
-import { EVENTS, SECRET_DIMENSIONS } from '../../shared/telemetry/events';
+import { EVENTS, EVENT_DIMENSIONS } from '../../shared/telemetry/events';
 import { multilineStrings, params, readInfra, resources, valueOf, variable } from './bicep';
 
 const monitoring = readInfra('app/monitoring.bicep');
@@ -217,7 +217,7 @@ describe('events and dimensions', () => {
 
   test('every dimension read is one the code writes', () => {
     const known = new Set<string>([
-      ...SECRET_DIMENSIONS,
+      ...Object.values(EVENT_DIMENSIONS).flat(),
       ...SCAN_DIMENSIONS,
       ...Object.keys(OTHER_DIMENSIONS),
     ]);
