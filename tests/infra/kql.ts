@@ -3,7 +3,7 @@
  * loaded in Node, with the classic Application Insights tables as the database schema, and the
  * workbook's and the alert rules' queries as Azure Monitor runs them (parameters substituted).
  */
-import { blockAfter, multilineStrings, readInfra, resources, variable } from './bicep';
+import { blockAfter, multilineStrings, readInfra, resources, stringVariable, variable } from './bicep';
 
 /** The few members of Kusto.Language this test uses (the package's .d.ts declares a global namespace). */
 interface BridgeList<T> {
@@ -228,6 +228,7 @@ export function workbookQueries(workbookJson: string): Query[] {
 
 /** Values of the Bicep parameters a `format()` of monitoring.bicep fills in, as a deployment would. */
 export const BICEP_VALUES: Record<string, string> = {
+  // 2 * scanIntervalHours, the default 6.
   scanMissingHours: '12',
   // string(vaultNames): a JSON array.
   'string(vaultNames)': '["kv-a","kv-b"]',
@@ -255,7 +256,8 @@ export function bicepQuery(bicep: string, name: string): string {
   const args = /^format\('''[\s\S]*?''',\s*([\s\S]*)\)$/.exec(value)?.[1];
   if (!args) throw new Error(`var ${name} is neither a literal nor format('''…''', …): ${value}`);
   const values = splitArguments(args).map((a) => {
-    const v = BICEP_VALUES[a];
+    // A var holding a string literal is its text; anything else must be listed in BICEP_VALUES.
+    const v = BICEP_VALUES[a] ?? (/^\w+$/.test(a) ? literalOf(bicep, a) : undefined);
     if (v === undefined) throw new Error(`no deployed value for format() argument ${a} of ${name}`);
     return v;
   });
@@ -264,6 +266,14 @@ export function bicepQuery(bicep: string, name: string): string {
     if (v === undefined) throw new Error(`${name}: ${m} has no argument`);
     return v;
   });
+}
+
+function literalOf(bicep: string, name: string): string | undefined {
+  try {
+    return stringVariable(bicep, name);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Top-level comma-separated arguments (brackets respected). */
@@ -288,4 +298,67 @@ export function allQueries(): Query[] {
     ...workbookQueries(readInfra('app/workbook.json')),
     ...alertQueries(readInfra('app/monitoring.bicep')),
   ];
+}
+
+/** Event names a query selects: `name == "X"`, `name in ("X", "Y")`. */
+export function eventNames(kql: string): string[] {
+  const names = [...kql.matchAll(/\bname\s*==\s*"([^"]+)"/g)].map((m) => m[1] ?? '');
+  for (const m of kql.matchAll(/\bname\s+in\s*\(([^)]*)\)/g)) {
+    names.push(...[...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((x) => x[1] ?? ''));
+  }
+  return names;
+}
+
+// ---------- Replaying an event alert on captured telemetry ----------
+
+/** A custom event as the code sent it: name and customDimensions (all strings, as stored). */
+export interface CapturedEvent {
+  name: string;
+  dimensions: Record<string, string>;
+}
+
+/**
+ * The row filter of an event alert (its `| where` lines), as a predicate: `name == "X"`,
+ * `name in ("X", …)` and `tostring(customDimensions.k) == "v"`, joined by `and`. Any other clause
+ * throws, so a query this cannot read is never replayed as if it matched.
+ */
+export function eventFilter(query: string): (e: CapturedEvent) => boolean {
+  const tests: ((e: CapturedEvent) => boolean)[] = [];
+  for (const line of query.split('\n').map((l) => l.trim())) {
+    if (!line.startsWith('| where ')) continue;
+    for (const clause of line.slice('| where '.length).split(/\s+and\s+/)) {
+      let m: RegExpExecArray | null;
+      if ((m = /^name == "([^"]+)"$/.exec(clause))) {
+        const name = m[1];
+        tests.push((e) => e.name === name);
+      } else if ((m = /^name in \(([^)]*)\)$/.exec(clause))) {
+        const names = [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((x) => x[1]);
+        tests.push((e) => names.includes(e.name));
+      } else if ((m = /^tostring\(customDimensions\.(\w+)\) == "([^"]*)"$/.exec(clause))) {
+        const [, key, value] = m;
+        tests.push((e) => (e.dimensions[key as string] ?? '') === value);
+      } else throw new Error(`cannot replay the clause ${clause}`);
+    }
+  }
+  if (tests.length === 0) throw new Error('no where clause to replay');
+  return (e) => tests.every((t) => t(e));
+}
+
+/**
+ * The events in log lines the telemetry wrote (`[Name] key=value …`, values JSON-quoted when they hold
+ * spaces, quotes or `=`), as Application Insights stores them: every dimension a string.
+ */
+export function eventsInLog(lines: string[]): CapturedEvent[] {
+  const events: CapturedEvent[] = [];
+  for (const line of lines) {
+    const m = /^\[(\w+)\] ?(.*)$/.exec(line);
+    if (!m) continue;
+    const dimensions: Record<string, string> = {};
+    for (const pair of (m[2] ?? '').matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
+      const raw = pair[2] ?? '';
+      dimensions[pair[1] ?? ''] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+    }
+    events.push({ name: m[1] ?? '', dimensions });
+  }
+  return events;
 }
