@@ -4,6 +4,7 @@ import { redactError } from '../shared/redact';
 import { TransientError } from '../shared/errors';
 import { parseKeyVaultEvent } from '../shared/events';
 import { getRuntime, invocationTelemetry } from '../shared/runtime';
+import { EVENTS } from '../shared/telemetry/events';
 import { trackOutcome } from '../shared/telemetry/telemetry';
 import { contextSink, notificationQueue } from './common';
 
@@ -19,7 +20,16 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
   try {
     parsed = parseKeyVaultEvent(event);
   } catch (e) {
-    telemetry.log('error', `ignored a malformed event: ${redactError(e)}`);
+    const reason = redactError(e);
+    telemetry.log('error', `ignored a malformed event: ${reason}`);
+    // Completed, so Event Grid will not dead-letter it: the poison alert hears of it here.
+    telemetry.event(EVENTS.MessagePoisoned, {
+      queue: 'event-grid',
+      poisonQueue: 'dropped',
+      cause: 'malformed',
+      reason,
+    });
+    await telemetry.flush();
     return;
   }
   const where = {

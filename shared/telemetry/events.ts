@@ -97,8 +97,9 @@ export const EVENT_DIMENSIONS = {
   ],
   /**
    * `queue`: where the message was (`rotation-requests`, `notifications`, or `event-grid` for a Key
-   * Vault event Event Grid gave up delivering); `poisonQueue`: where it is now (a `-poison` queue, or
-   * the dead-letter container); `cause`: `malformed`, `retries-exhausted` or `dead-lettered`.
+   * Vault event); `poisonQueue`: where it is now (a `-poison` queue, the dead-letter container, or
+   * `dropped` for a malformed Key Vault event); `cause`: `malformed`, `retries-exhausted` or
+   * `dead-lettered`.
    */
   MessagePoisoned: [
     'queue',
