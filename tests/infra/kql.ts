@@ -3,6 +3,7 @@
  * loaded in Node, with the classic Application Insights tables as the database schema, and the
  * workbook's and the alert rules' queries as Azure Monitor runs them (parameters substituted).
  */
+import { parseTelemetryLine } from '../../local/host/telemetry';
 import { blockAfter, multilineStrings, readInfra, resources, stringVariable, variable } from './bicep';
 
 /** The few members of Kusto.Language this test uses (the package's .d.ts declares a global namespace). */
@@ -344,21 +345,7 @@ export function eventFilter(query: string): (e: CapturedEvent) => boolean {
   return (e) => tests.every((t) => t(e));
 }
 
-/**
- * The events in log lines the telemetry wrote (`[Name] key=value …`, values JSON-quoted when they hold
- * spaces, quotes or `=`), as Application Insights stores them: every dimension a string.
- */
+/** The events in log lines the telemetry wrote, parsed as the local Functions host parses them. */
 export function eventsInLog(lines: string[]): CapturedEvent[] {
-  const events: CapturedEvent[] = [];
-  for (const line of lines) {
-    const m = /^\[(\w+)\] ?(.*)$/.exec(line);
-    if (!m) continue;
-    const dimensions: Record<string, string> = {};
-    for (const pair of (m[2] ?? '').matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
-      const raw = pair[2] ?? '';
-      dimensions[pair[1] ?? ''] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
-    }
-    events.push({ name: m[1] ?? '', dimensions });
-  }
-  return events;
+  return lines.map((l) => parseTelemetryLine(l)).filter((e): e is CapturedEvent => e !== undefined);
 }
