@@ -79,12 +79,14 @@ customEvents
 
 // Every message that left its queue unprocessed: a malformed rotation request or notification (parked
 // at once), one whose last delivery failed, and a Key Vault event Event Grid dead-lettered (found by the
-// scan in the dead-letter container). One MessagePoisoned event each.
+// scan in the dead-letter container). One MessagePoisoned event each. A malformed message names no
+// secret: its dimensions read "(none)" rather than an empty value.
 var poisonedQuery = '''
 customEvents
 | where name == "MessagePoisoned"
 | extend queue = tostring(customDimensions.poisonQueue), cause = tostring(customDimensions.cause)
 | extend vault = tostring(customDimensions.vault), secret = tostring(customDimensions.secret)
+| extend vault = iff(isempty(vault), "(none)", vault), secret = iff(isempty(secret), "(none)", secret)
 '''
 
 // Scans measure every poison queue and the dead-letter container (QueueBacklog). A non-empty one waits
