@@ -500,6 +500,34 @@ describe('a rotation that keeps failing transiently', () => {
   }, 90_000);
 });
 
+describe('malformed messages', () => {
+  test.each([
+    [STORAGE.rotationQueue, { op: 'explode', vault: DEMO_VAULTS.apps, secret: 'x' }],
+    [STORAGE.notificationQueue, { channel: 'webhook' }],
+  ])(
+    'on %s: parked in its -poison queue at once, and the poison alert hears of it',
+    async (queue, body) => {
+      const from = host.events.length;
+      const queues = QueueServiceClient.fromConnectionString(storage());
+      await queues.getQueueClient(queue).sendMessage(Buffer.from(JSON.stringify(body)).toString('base64'));
+      const poison = queues.getQueueClient(`${queue}-poison`);
+      await until('the function to run', () =>
+        host.events.slice(from).some((e) => e.name === 'MessagePoisoned'),
+      );
+      await host.drain();
+      const parked = (await poison.receiveMessages({ numberOfMessages: 32 })).receivedMessageItems;
+      for (const m of parked) await poison.deleteMessage(m.messageId, m.popReceipt);
+      expect(parked.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')))).toEqual([
+        body,
+      ]);
+      expect(alerted('poisonedAlert', host.events.slice(from))).toEqual([
+        expect.objectContaining({ queue, poisonQueue: `${queue}-poison`, cause: 'malformed', attempt: '1' }),
+      ]);
+    },
+    60_000,
+  );
+});
+
 test('no secret value appears in any sink payload, mail, log line or function log', () => {
   const haystacks: [string, string][] = [
     ...azure().sink.deliveries.map((d, i): [string, string] => [
