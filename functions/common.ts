@@ -17,6 +17,10 @@ export const rotationPoisonQueue = output.storageQueue({
   queueName: `${STORAGE.rotationQueue}-poison`,
   connection: CONNECTION,
 });
+export const notificationPoisonQueue = output.storageQueue({
+  queueName: `${STORAGE.notificationQueue}-poison`,
+  connection: CONNECTION,
+});
 
 /** Log lines go to the invocation's logger, so the host correlates them with the invocation. */
 export function contextSink(context: InvocationContext): LogSink {
@@ -28,4 +32,10 @@ export function contextSink(context: InvocationContext): LogSink {
 export function dequeueCount(context: InvocationContext): number {
   const n = Number((context.triggerMetadata as { dequeueCount?: unknown } | undefined)?.dequeueCount);
   return Number.isFinite(n) && n > 0 ? n : 1;
+}
+
+/** The id of the queue message being processed, for the MessagePoisoned event. */
+export function messageId(context: InvocationContext): string | undefined {
+  const id = (context.triggerMetadata as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' ? id : undefined;
 }

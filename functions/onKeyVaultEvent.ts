@@ -4,6 +4,7 @@ import { redactError } from '../shared/redact';
 import { TransientError } from '../shared/errors';
 import { eventVault, parseKeyVaultEvent } from '../shared/events';
 import { getRuntime, invocationTelemetry } from '../shared/runtime';
+import { EVENTS } from '../shared/telemetry/events';
 import { trackOutcome } from '../shared/telemetry/telemetry';
 import { contextSink, notificationQueue } from './common';
 
@@ -21,7 +22,16 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
   try {
     parsed = parseKeyVaultEvent(event);
   } catch (e) {
-    telemetry.log('error', `ignored a malformed event: ${redactError(e)}`);
+    const reason = redactError(e);
+    telemetry.log('error', `ignored a malformed event: ${reason}`);
+    // Completed, so Event Grid will not dead-letter it: the poison alert hears of it here.
+    telemetry.event(EVENTS.MessagePoisoned, {
+      queue: 'event-grid',
+      poisonQueue: 'dropped',
+      cause: 'malformed',
+      reason,
+    });
+    await telemetry.flush();
     return;
   }
   const where = {
@@ -45,7 +55,9 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
   }
   const { vault } = found;
   const { outcome, notifications } = await runtime.engine.rotate({ vault, secret: parsed.secretName });
-  trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event' }), outcome, 'rotate');
+  // Final unless Event Grid redelivers it (transient); a delivery that never succeeds is dead-lettered.
+  const final = outcome.status === 'failed' ? !outcome.transient : undefined;
+  trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event', final }), outcome, 'rotate');
   if (outcome.status === 'failed' && outcome.transient) {
     await telemetry.flush();
     throw new TransientError(

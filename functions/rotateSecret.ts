@@ -1,36 +1,76 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
-import { TransientError } from '../shared/errors';
+import { errorFacts, TransientError } from '../shared/errors';
+import { redactError } from '../shared/redact';
 import { getRuntime, invocationTelemetry } from '../shared/runtime';
-import { trackOutcome } from '../shared/telemetry/telemetry';
+import { EVENTS } from '../shared/telemetry/events';
+import { errorDimensions, trackOutcome } from '../shared/telemetry/telemetry';
 import { workItemSchema } from '../shared/work';
-import { CONNECTION, contextSink, dequeueCount, notificationQueue, rotationPoisonQueue } from './common';
+import {
+  CONNECTION,
+  contextSink,
+  dequeueCount,
+  messageId,
+  notificationQueue,
+  rotationPoisonQueue,
+} from './common';
 
 const OPERATIONS = { rotate: 'rotate', 'revoke-previous': 'revokePrevious', reconcile: 'reconcile' } as const;
+const POISON_QUEUE = `${STORAGE.rotationQueue}-poison`;
 
-/** Queue worker: runs the engine for one planned operation. */
+/**
+ * Queue worker: runs the engine for one planned operation. Every message that ends in the poison
+ * queue (malformed, or its last delivery failed) is announced by a MessagePoisoned event, which the
+ * poison alert reads; a failure nothing will retry (permanent, or the last delivery) is `final`.
+ */
 export async function rotateSecret(message: unknown, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
   const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const attempt = dequeueCount(context);
+  const lastAttempt = attempt >= MAX_DEQUEUE_COUNT;
+  const poisoned = {
+    queue: STORAGE.rotationQueue,
+    poisonQueue: POISON_QUEUE,
+    messageId: messageId(context),
+    attempt,
+  };
   const parsed = workItemSchema.safeParse(message);
   if (!parsed.success) {
     // Retrying cannot fix it: park it in the poison queue at once, where the poison alert sees it.
-    telemetry.log(
-      'error',
-      `malformed rotation request moved to ${STORAGE.rotationQueue}-poison: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`,
-    );
+    const reason = parsed.error.issues
+      .map((i) => `${i.path.join('.') || 'message'}: ${i.message}`)
+      .join('; ');
+    telemetry.log('error', `malformed rotation request moved to ${POISON_QUEUE}: ${reason}`);
+    telemetry.event(EVENTS.MessagePoisoned, { ...poisoned, cause: 'malformed', reason });
     context.extraOutputs.set(rotationPoisonQueue, [message]);
+    await telemetry.flush();
     return;
   }
   const item = parsed.data;
-  const { outcome, notifications } = await runtime.engine[OPERATIONS[item.op]]({
-    vault: item.vault,
-    secret: item.secret,
-    dryRun: item.dryRun,
-    ...(item.op === 'rotate' ? { force: item.force } : {}),
-  });
-  const attempt = dequeueCount(context);
-  const lastAttempt = attempt >= MAX_DEQUEUE_COUNT;
+  const where = { ...poisoned, vault: item.vault, secret: item.secret };
+  let result;
+  try {
+    result = await runtime.engine[OPERATIONS[item.op]]({
+      vault: item.vault,
+      secret: item.secret,
+      dryRun: item.dryRun,
+      ...(item.op === 'rotate' ? { force: item.force } : {}),
+    });
+  } catch (e) {
+    // The engine reports failures as outcomes; a throw is a bug or a broken runtime. The queue retries
+    // it, and on the last delivery the host moves the message to the poison queue: say so first.
+    if (lastAttempt) {
+      telemetry.event(EVENTS.MessagePoisoned, {
+        ...where,
+        cause: 'retries-exhausted',
+        reason: redactError(e),
+        ...errorDimensions(errorFacts(e)),
+      });
+    }
+    await telemetry.flush();
+    throw e;
+  }
+  const { outcome, notifications } = result;
   const failedTransiently = outcome.status === 'failed' && outcome.transient;
   trackOutcome(
     telemetry.with({
@@ -38,6 +78,7 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
       plannedReason: item.reason,
       attempt,
       poisoned: failedTransiently && lastAttempt ? true : undefined,
+      final: outcome.status === 'failed' ? !failedTransiently || lastAttempt : undefined,
     }),
     outcome,
     item.op,
@@ -49,6 +90,12 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
     // Retries are used up. The host discards the outputs of a failed invocation, so this one completes
     // and parks the message in the poison queue itself; throwing would lose the owners' notice.
     context.extraOutputs.set(rotationPoisonQueue, [message]);
+    telemetry.event(EVENTS.MessagePoisoned, {
+      ...where,
+      cause: 'retries-exhausted',
+      reason: outcome.reason,
+      ...errorDimensions(outcome.error),
+    });
   } else if (failedTransiently) {
     await telemetry.flush();
     throw new TransientError(

@@ -1,13 +1,20 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
-import { isTransient } from '../shared/errors';
+import { errorFacts, isTransient, MalformedMessageError } from '../shared/errors';
 import { deliver } from '../shared/notifications/deliver';
 import { redactError } from '../shared/redact';
 import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { EVENTS } from '../shared/telemetry/events';
-import { CONNECTION, contextSink, dequeueCount } from './common';
+import { errorDimensions } from '../shared/telemetry/telemetry';
+import { CONNECTION, contextSink, dequeueCount, messageId, notificationPoisonQueue } from './common';
 
-/** Queue worker: sends one notification on one channel; a failing channel is retried alone. */
+const POISON_QUEUE = `${STORAGE.notificationQueue}-poison`;
+
+/**
+ * Queue worker: sends one notification on one channel; a failing channel is retried alone. A malformed
+ * message is parked in the poison queue at once; a transient failure is retried until the last
+ * delivery, after which the host moves the message to the poison queue. Both raise MessagePoisoned.
+ */
 export async function sendNotifications(message: unknown, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
   const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
@@ -28,14 +35,33 @@ export async function sendNotifications(message: unknown, context: InvocationCon
     telemetry.event(EVENTS.NotificationSent, { ...dims, outcome: 'sent' });
   } catch (e) {
     const transient = isTransient(e);
-    const poisoned = transient && attempt >= MAX_DEQUEUE_COUNT;
+    const malformed = e instanceof MalformedMessageError;
+    const poisoned = malformed || (transient && attempt >= MAX_DEQUEUE_COUNT);
+    const reason = redactError(e);
+    const service = errorDimensions(errorFacts(e));
     telemetry.event(EVENTS.NotificationFailed, {
       ...dims,
       outcome: 'failed',
       transient,
+      // Nothing retries a permanent failure, nor a transient one on the last delivery.
+      final: !transient || poisoned,
       poisoned,
-      reason: redactError(e),
+      reason,
+      ...service,
     });
+    if (poisoned) {
+      telemetry.event(EVENTS.MessagePoisoned, {
+        ...dims,
+        queue: STORAGE.notificationQueue,
+        poisonQueue: POISON_QUEUE,
+        messageId: messageId(context),
+        cause: malformed ? 'malformed' : 'retries-exhausted',
+        reason,
+        ...service,
+      });
+    }
+    // Kept for a person to read, as the host would after the last delivery.
+    if (malformed) context.extraOutputs.set(notificationPoisonQueue, [message]);
     await telemetry.flush();
     // Transient: the queue retries, then moves it to notifications-poison. Permanent: retrying cannot help.
     if (transient) throw e;
@@ -47,5 +73,6 @@ export async function sendNotifications(message: unknown, context: InvocationCon
 app.storageQueue('sendNotifications', {
   queueName: STORAGE.notificationQueue,
   connection: CONNECTION,
+  extraOutputs: [notificationPoisonQueue],
   handler: sendNotifications,
 });

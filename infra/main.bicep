@@ -367,6 +367,7 @@ module monitoring 'app/monitoring.bicep' = {
     alertRuleNamePrefix: !empty(alertRuleNamePrefix) ? alertRuleNamePrefix : '${abbrs.insightsAlertRules}rotator-${resourceToken}-'
     alertEmails: filter(map(split(alertEmails, ','), email => trim(email)), email => !empty(email))
     scanIntervalHours: scanIntervalHours
+    vaultNames: [for vault in keyVaults: vault.name]
     workbookDisplayName: workbookDisplayName
   }
 }

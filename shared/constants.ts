@@ -44,6 +44,8 @@ export const STORAGE = {
   lockContainer: 'locks',
   /** The issuance record (shared/issuance.ts): what this service asked providers for. */
   issuanceContainer: 'issuance',
+  /** Where Event Grid writes the Key Vault events it could not deliver (infra/app/storage.bicep). */
+  deadLetterContainer: 'eventgrid-deadletter',
 } as const;
 
 /** The prefix that marks provider credentials this service created: `kv-rotator:{vault}/{secret}:{rotationId}`. */

@@ -2,6 +2,7 @@
  * Error hierarchy. The split between transient and permanent decides whether a trigger throws
  * (so Event Grid or the queue retries) or reports the failure and completes.
  */
+import { redact } from './redact';
 
 /** Base of every error this service throws on purpose. */
 export class RotatorError extends Error {
@@ -27,6 +28,11 @@ export class TransientError extends RotatorError {
 /** Retrying will not help until a person changes something: bad tags, refused binding, 4xx. */
 export class PermanentError extends RotatorError {
   override name = 'PermanentError';
+}
+
+/** A queue message that does not parse: it goes to the poison queue at once (retrying cannot help). */
+export class MalformedMessageError extends PermanentError {
+  override name = 'MalformedMessageError';
 }
 
 /** A provider (Databricks, Graph, Entra, Key Vault) answered with an error. Messages are redacted. */
@@ -56,4 +62,35 @@ export function isTransient(error: unknown): boolean {
   // Azure SDK RestError and network errors: retry on throttling, server errors, or no answer at all.
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
   return typeof status !== 'number' || status === 408 || status === 429 || status >= 500;
+}
+
+/** A provider's or Key Vault's own answer to a failed call: HTTP status, service error code, message. */
+export interface ErrorFacts {
+  status?: number;
+  code?: string;
+  message?: string;
+}
+
+/**
+ * The service's answer behind an error, for telemetry: the first ProviderError or Azure SDK RestError
+ * (`statusCode`, `code`, `details.error`) in the cause chain. Undefined when no service answered (a
+ * network error, a bug). The message is redacted.
+ */
+export function errorFacts(error: unknown): ErrorFacts | undefined {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    if (current instanceof ProviderError) {
+      return { status: current.status, code: current.code, message: redact(current.message) };
+    }
+    const e = current as { statusCode?: unknown; code?: unknown; details?: unknown };
+    if (typeof e.statusCode === 'number') {
+      const body = (e.details as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      const code =
+        typeof body?.code === 'string' ? body.code : typeof e.code === 'string' ? e.code : undefined;
+      const message = typeof body?.message === 'string' ? body.message : current.message;
+      return { status: e.statusCode, code, message: redact(message) };
+    }
+    current = current.cause;
+  }
+  return undefined;
 }

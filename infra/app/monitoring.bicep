@@ -1,6 +1,7 @@
 // The operator's view of the service: an Application Insights workbook and log alert rules with an
-// action group. Every query reads customEvents by the names in shared/telemetry/events.ts; tests/infra
-// keeps the two in step.
+// action group. Every query reads customEvents by the names and dimensions in
+// shared/telemetry/events.ts; tests/infra/kql.test.ts parses each query with the Kusto language service
+// and keeps the two in step. What each tile and alert means: docs/deploy.md, "Watching it".
 
 param applicationInsightsName string
 param location string = resourceGroup().location
@@ -12,6 +13,8 @@ param alertEmails string[] = []
 @allowed([1, 2, 3, 4, 6, 8, 12, 24])
 @description('Hours between scans; the "no scan" alert looks back twice this.')
 param scanIntervalHours int = 6
+@description('Names of the vaults the rotator scans: the "no completed scan" alert expects a completed scan of each, including one that never scanned.')
+param vaultNames string[] = []
 param workbookDisplayName string = 'Key Vault credential rotator'
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -56,10 +59,13 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
 
 // ---------- Queries ----------
 
-// Any failed rotation, revoke or reconcile, one alert per secret.
+// A rotation, revoke or reconcile that FINALLY failed: permanent, or the queue's last delivery
+// (host.json maxDequeueCount). Attempts that will be retried carry final=false and alert nobody; an
+// Event Grid delivery that keeps failing ends as a dead letter, which the poison alert reports.
 var rotationFailedQuery = '''
 customEvents
 | where name == "SecretRotationFailed"
+| where tostring(customDimensions.final) == "true"
 | extend vault = tostring(customDimensions.vault), secret = tostring(customDimensions.secret)
 '''
 
@@ -71,24 +77,52 @@ customEvents
 | extend vault = tostring(customDimensions.vault), secret = tostring(customDimensions.secret)
 '''
 
-// A message on its last dequeue (host.json maxDequeueCount) failed: it is going to a -poison queue.
+// Every message that left its queue unprocessed: a malformed rotation request or notification (parked
+// at once), one whose last delivery failed, and a Key Vault event Event Grid dead-lettered (found by the
+// scan in the dead-letter container). One MessagePoisoned event each. A malformed message names no
+// secret: its dimensions read "(none)" rather than an empty value.
 var poisonedQuery = '''
 customEvents
-| where name in ("SecretRotationFailed", "NotificationFailed")
-| where tostring(customDimensions.poisoned) == "true"
-| extend queue = iff(name == "NotificationFailed", "notifications-poison", "rotation-requests-poison")
+| where name == "MessagePoisoned"
+| extend queue = tostring(customDimensions.poisonQueue), cause = tostring(customDimensions.cause)
 | extend vault = tostring(customDimensions.vault), secret = tostring(customDimensions.secret)
+| extend vault = iff(isempty(vault), "(none)", vault), secret = iff(isempty(secret), "(none)", secret)
 '''
 
-// No vault completed a scan in twice the scan interval: the timer, the host or Key Vault access is broken.
-// The rule counts rows, so "fewer than 1" is an absence; without dimensions an empty result still evaluates.
+// Scans measure every poison queue and the dead-letter container (QueueBacklog). A non-empty one waits
+// for a person, whatever put the messages there, including a message the host poisoned before any of
+// our code ran. The latest measurement counts; twice the scan interval always holds one.
+var backlogQuery = format('''
+customEvents
+| where name == "QueueBacklog"
+| extend queue = tostring(customDimensions.queue)
+| where queue endswith "-poison" or queue == "{0}"
+| summarize arg_max(timestamp, customDimensions) by queue
+| extend messages = tolong(customDimensions.messages)
+| where messages > 0
+| project queue, messages
+''', deadLetterContainerName)
+var deadLetterContainerName = 'eventgrid-deadletter'
+
+// One row per vault whose latest COMPLETED scan is older than twice the scan interval: the configured
+// vaults (a vault that never scanned has no lastCompleted) and any vault seen scanning in the query's
+// two-day range. A failed scan (outcome "failed") does not count as a scan.
 var scanMissingHours = 2 * scanIntervalHours
 var scanMissingQuery = format('''
-customEvents
-| where timestamp > ago({0}h)
+let scans = customEvents
 | where name == "ScanCompleted"
-| where tostring(customDimensions.outcome) == "completed"
-''', scanMissingHours)
+| extend vault = tostring(customDimensions.vault), outcome = tostring(customDimensions.outcome);
+let configured = print vault = dynamic({1})
+| mv-expand vault to typeof(string);
+union configured, (scans | distinct vault)
+| where isnotempty(vault)
+| distinct vault
+| join kind=leftouter (scans
+    | where outcome == "completed"
+    | summarize lastCompleted = max(timestamp) by vault) on vault
+| where isnull(lastCompleted) or lastCompleted < ago({0}h)
+| project vault, lastCompleted
+''', scanMissingHours, string(vaultNames))
 
 var perSecret = [
   {
@@ -103,9 +137,15 @@ var perSecret = [
   }
 ]
 
-var perQueueAndSecret = concat([{ name: 'queue', operator: 'Include', values: ['*'] }], perSecret)
+var perQueue = [{ name: 'queue', operator: 'Include', values: ['*'] }]
+var perPoisonedMessage = concat(perQueue, [{ name: 'cause', operator: 'Include', values: ['*'] }], perSecret)
+var perVault = [{ name: 'vault', operator: 'Include', values: ['*'] }]
 
 // ---------- Alert rules ----------
+// Events (a final failure, an expiry, a poisoned message) happen once: those rules are stateless and
+// evaluate windows as long as their frequency, so each event is counted in exactly one window and
+// alerts once. Conditions (a vault not scanning, a non-empty poison queue) are stateful: one alert
+// when the condition starts, resolved when it ends.
 
 resource rotationFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${alertRuleNamePrefix}rotation-failed'
@@ -114,7 +154,7 @@ resource rotationFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
   kind: 'LogAlert'
   properties: {
     displayName: 'Credential rotation failed'
-    description: 'A SecretRotationFailed event: a rotation, revoke or reconcile of a secret failed. The workbook shows the step and reason.'
+    description: 'A SecretRotationFailed event with final=true: a rotation, revoke or reconcile of this secret failed and nothing will retry it (permanent, or the queue\'s last attempt). The workbook shows the step, reason and the service\'s error.'
     severity: 2
     enabled: true
     scopes: [applicationInsights.id]
@@ -135,6 +175,7 @@ resource rotationFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
         }
       ]
     }
+    // Stateless: one alert per secret per final failure. "Resolved" 15 minutes later would not mean fixed.
     autoMitigate: false
     actions: {
       actionGroups: [actionGroup.id]
@@ -170,6 +211,7 @@ resource secretExpiredAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
         }
       ]
     }
+    // Stateless: the scan reports an expiry once per secret version.
     autoMitigate: false
     actions: {
       actionGroups: [actionGroup.id]
@@ -184,7 +226,7 @@ resource poisonedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'Message moved to a poison queue'
-    description: 'A rotation request or a notification failed on its last attempt and went to rotation-requests-poison or notifications-poison.'
+    description: 'A MessagePoisoned event: a rotation request or notification was malformed or failed on its last attempt (now in rotation-requests-poison or notifications-poison), or Event Grid dead-lettered a Key Vault event (eventgrid-deadletter).'
     severity: 1
     enabled: true
     scopes: [applicationInsights.id]
@@ -195,7 +237,7 @@ resource poisonedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
         {
           query: poisonedQuery
           timeAggregation: 'Count'
-          dimensions: perQueueAndSecret
+          dimensions: perPoisonedMessage
           operator: 'GreaterThan'
           threshold: 0
           failingPeriods: {
@@ -205,7 +247,46 @@ resource poisonedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
         }
       ]
     }
+    // Stateless: one alert per poisoned message (per queue, cause and secret in a window).
     autoMitigate: false
+    actions: {
+      actionGroups: [actionGroup.id]
+    }
+  }
+}
+
+resource backlogAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${alertRuleNamePrefix}poison-backlog'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Poison queue or dead letters waiting'
+    description: 'The latest scan measured messages in a -poison queue or blobs in ${deadLetterContainerName}: someone must read, fix and clear them.'
+    severity: 2
+    enabled: true
+    scopes: [applicationInsights.id]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    // The latest measurement: one per scan, so twice the scan interval always holds one.
+    overrideQueryTimeRange: 'PT${scanMissingHours}H'
+    criteria: {
+      allOf: [
+        {
+          query: backlogQuery
+          timeAggregation: 'Count'
+          dimensions: perQueue
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    // Stateful: one alert per queue while it holds messages, resolved once a scan measures it empty.
+    autoMitigate: true
     actions: {
       actionGroups: [actionGroup.id]
     }
@@ -219,21 +300,23 @@ resource scanMissingAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = 
   kind: 'LogAlert'
   properties: {
     displayName: 'No completed scan'
-    description: 'No ScanCompleted event with outcome "completed" in ${scanMissingHours} hours (twice the scan interval).'
+    description: 'A vault without a ScanCompleted event with outcome "completed" in ${scanMissingHours} hours (twice the scan interval), or a configured vault that never completed one: the timer, the host or this vault\'s access is broken.'
     severity: 2
     enabled: true
     scopes: [applicationInsights.id]
     evaluationFrequency: 'PT1H'
     windowSize: 'PT1H'
-    // Look back over the whole absence window, not only the evaluation bin.
-    overrideQueryTimeRange: 'PT${scanMissingHours}H'
+    // The query decides what "too old" is (ago(2 × interval)); it reads two days, the longest range a
+    // log alert may query, so a vault that scanned before is still known while it is missing.
+    overrideQueryTimeRange: 'P2D'
     criteria: {
       allOf: [
         {
           query: scanMissingQuery
           timeAggregation: 'Count'
-          operator: 'LessThan'
-          threshold: 1
+          dimensions: perVault
+          operator: 'GreaterThan'
+          threshold: 0
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1
@@ -241,7 +324,7 @@ resource scanMissingAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = 
         }
       ]
     }
-    // Stateful: one alert when scans stop, resolved when they resume.
+    // Stateful: one alert per vault when its scans stop, resolved when one completes again.
     autoMitigate: true
     actions: {
       actionGroups: [actionGroup.id]

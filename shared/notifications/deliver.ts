@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isTransient, PermanentError, TransientError } from '../errors';
+import { isTransient, MalformedMessageError, PermanentError, TransientError } from '../errors';
 import { redact, redactError } from '../redact';
 import type { Channels } from './channels';
 import { notificationMessageSchema, type NotificationMessage } from './routing';
@@ -30,8 +30,8 @@ function statusOf(error: unknown): number | undefined {
 export async function deliver(message: unknown, channels: Channels): Promise<NotificationMessage> {
   const parsed = notificationMessageSchema.safeParse(parseBody(message));
   if (!parsed.success) {
-    throw new PermanentError(
-      redact(`malformed notification message, dropped:\n${z.prettifyError(parsed.error)}`),
+    throw new MalformedMessageError(
+      redact(`malformed notification message:\n${z.prettifyError(parsed.error)}`),
     );
   }
   const m = parsed.data;

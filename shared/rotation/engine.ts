@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyVaultSecret } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import { MARKER_PREFIX, TAGS } from '../constants';
-import { isTransient, PermanentError } from '../errors';
+import { errorFacts, isTransient, PermanentError, type ErrorFacts } from '../errors';
 import type { Vault, Vaults } from '../clients/keyvault';
 import type { Locks } from '../clients/lock';
 import type { Notices } from '../clients/notices';
@@ -38,7 +38,7 @@ export type Outcome = OutcomeBase &
     | { status: 'revoked'; credentialIds: string[] }
     | { status: 'skipped'; reason: string }
     | { status: 'planned'; plan: string[] }
-    | { status: 'failed'; step: Step; reason: string; transient: boolean }
+    | { status: 'failed'; step: Step; reason: string; transient: boolean; error?: ErrorFacts }
   );
 
 export interface RotationResult {
@@ -199,6 +199,7 @@ export class RotationEngine {
         step: e.step,
         reason: e.message,
         transient: e.step !== 'verify' && isTransient(e.error),
+        error: errorFacts(e.error),
       }) as OpResult;
 
     // Names are claims until checked: nothing below (lock blob, Key Vault URL) sees one that is not

@@ -4,6 +4,7 @@ import { EXPIRY_THRESHOLDS_DAYS, TAGS } from '../constants';
 import type { NotificationKind } from '../notifications/notification';
 import { readPolicy } from '../policy';
 import type { Finding, Rotator } from '../rotators/types';
+import type { SecretState } from '../telemetry/events';
 import type { WorkItem } from '../work';
 
 const DAY_MS = 86_400_000;
@@ -26,6 +27,7 @@ export interface Assessment {
   disabled: boolean;
   findings?: Finding[];
   bucket: ExpiryBucket;
+  state: SecretState;
   work: WorkItem[];
   notice?: Notice;
   recipients: string[];
@@ -80,6 +82,7 @@ export function assess(
     return {
       ...base,
       optedIn: false,
+      state: 'notOptedIn',
       notice: expiryNotice(`not opted in to rotation (no ${TAGS.kind} tag)`),
     };
   }
@@ -88,6 +91,7 @@ export function assess(
     return {
       ...base,
       optedIn: true,
+      state: 'blocked',
       kind: policy.kind,
       findings: policy.findings,
       notice: expiryNotice(`cannot rotate: ${reason}`) ?? {
@@ -98,8 +102,15 @@ export function assess(
     };
   }
   const p = policy.policy;
-  const assessment: Assessment = { ...base, optedIn: true, kind: p.kind, recipients: p.notify };
+  const assessment: Assessment = {
+    ...base,
+    optedIn: true,
+    state: 'healthy',
+    kind: p.kind,
+    recipients: p.notify,
+  };
   if (base.disabled) {
+    assessment.state = 'blocked';
     assessment.notice = {
       kind: 'rotation-failed',
       key: `${version}-disabled`,
@@ -129,5 +140,9 @@ export function assess(
     Number.parseInt(bucket, 10) < p.windowDays;
   if (bucket === 'expired' || withinWindow)
     assessment.notice = expiryNotice('rotation has not succeeded yet');
+  if (bucket === 'expired') assessment.state = 'expired';
+  else if (assessment.work.some((w) => w.op === 'rotate')) assessment.state = 'due';
+  else if (p.state.previousCredentialId && p.state.revokePreviousAfter && p.state.revokePreviousAfter > now)
+    assessment.state = 'inGrace';
   return assessment;
 }

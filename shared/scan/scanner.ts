@@ -4,7 +4,7 @@ import type { Notices } from '../clients/notices';
 import { notification, type Notification } from '../notifications/notification';
 import { redactError } from '../redact';
 import type { Rotator } from '../rotators/types';
-import { EVENTS } from '../telemetry/events';
+import { EVENTS, type SecretState } from '../telemetry/events';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { WorkItem } from '../work';
 import { assess, type Assessment, type ExpiryBucket } from './assess';
@@ -22,6 +22,8 @@ export interface VaultSummary {
   listPages: number;
   byKind: Record<string, number>;
   byExpiry: Partial<Record<ExpiryBucket, number>>;
+  /** One state per secret (telemetry/events.ts SECRET_STATES), for the workbook's "healthy tenant". */
+  byState: Partial<Record<SecretState, number>>;
   durationMs: number;
   error?: string;
 }
@@ -53,14 +55,15 @@ export class Scanner {
     this.now = options.now ?? (() => new Date());
   }
 
-  async scan(): Promise<ScanResult> {
+  /** `telemetry`: the invocation's (its id on every event); the scanner's own by default. */
+  async scan(telemetry = this.options.telemetry): Promise<ScanResult> {
     const result: ScanResult = { work: [], notifications: [], vaults: [] };
     const names = this.options.vaults.names();
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const name = names[next++] as string;
-        result.vaults.push(await this.scanVault(name, result));
+        result.vaults.push(await this.scanVault(name, result, telemetry));
       }
     };
     await Promise.all(
@@ -69,7 +72,7 @@ export class Scanner {
     return result;
   }
 
-  private async scanVault(name: string, into: ScanResult): Promise<VaultSummary> {
+  private async scanVault(name: string, into: ScanResult, telemetry: Telemetry): Promise<VaultSummary> {
     const started = Date.now();
     const now = this.now();
     const summary: VaultSummary = {
@@ -85,9 +88,9 @@ export class Scanner {
       listPages: 0,
       byKind: {},
       byExpiry: {},
+      byState: {},
       durationMs: 0,
     };
-    const { telemetry } = this.options;
     try {
       const vault = this.options.vaults.get(name);
       for await (const page of vault.client.listPropertiesOfSecrets().byPage({ maxPageSize: 25 })) {
@@ -142,6 +145,7 @@ export class Scanner {
       ...summary,
       byKind: JSON.stringify(summary.byKind),
       byExpiry: JSON.stringify(summary.byExpiry),
+      byState: JSON.stringify(summary.byState),
       outcome: summary.error ? 'failed' : 'completed',
     });
     return summary;
@@ -150,6 +154,7 @@ export class Scanner {
   private count(s: VaultSummary, a: Assessment): void {
     s.scanned++;
     s.byExpiry[a.bucket] = (s.byExpiry[a.bucket] ?? 0) + 1;
+    s.byState[a.state] = (s.byState[a.state] ?? 0) + 1;
     if (a.disabled) s.disabled++;
     if (a.bucket === 'expired') s.expired++;
     else if (a.bucket !== 'later' && a.bucket !== 'none') s.expiring++;

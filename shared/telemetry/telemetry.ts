@@ -2,7 +2,8 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { Settings } from '../config';
 import { redact, redactDimension } from '../redact';
 import type { Outcome } from '../rotation/engine';
-import { EVENTS, type EventName } from './events';
+import type { ErrorFacts } from '../errors';
+import { EVENTS, type EventDimensions, type EventName } from './events';
 
 export type Dimensions = Record<string, string | number | boolean | null | undefined>;
 export type Level = 'info' | 'warn' | 'error';
@@ -11,7 +12,7 @@ export type LogSink = (level: Level, line: string) => void;
 
 export interface Telemetry {
   /** A custom event (Application Insights `customEvents`), also written as a log line. */
-  event(name: EventName, dimensions: Dimensions): void;
+  event<E extends EventName>(name: E, dimensions: EventDimensions<E>): void;
   log(level: Level, message: string, dimensions?: Dimensions): void;
   /** The same telemetry, with these dimensions on everything (e.g. the invocation id). */
   with(dimensions: Dimensions, sink?: LogSink): Telemetry;
@@ -50,7 +51,7 @@ class StructuredTelemetry implements Telemetry {
     private readonly sink: LogSink,
   ) {}
 
-  event(name: EventName, dimensions: Dimensions): void {
+  event<E extends EventName>(name: E, dimensions: EventDimensions<E>): void {
     // An unset dimension of the event does not hide the same dimension set on the telemetry.
     const all = {
       ...this.base,
@@ -69,6 +70,7 @@ class StructuredTelemetry implements Telemetry {
       name === EVENTS.SecretRotationFailed ||
       name === EVENTS.NotificationFailed ||
       name === EVENTS.NotificationChannelDisabled ||
+      name === EVENTS.MessagePoisoned ||
       name === EVENTS.SecretExpired
         ? 'warn'
         : 'info';
@@ -181,5 +183,15 @@ export function trackOutcome(
     transient: outcome.status === 'failed' ? outcome.transient : undefined,
     newExpiry: outcome.status === 'rotated' ? outcome.newExpiry : undefined,
     credentialCount: outcome.status === 'revoked' ? outcome.credentialIds.length : undefined,
+    ...errorDimensions(outcome.status === 'failed' ? outcome.error : undefined),
   });
+}
+
+/** The service's own status, code and message of a failure, as event dimensions. */
+export function errorDimensions(facts: ErrorFacts | undefined): {
+  errorStatus?: number;
+  errorCode?: string;
+  errorMessage?: string;
+} {
+  return { errorStatus: facts?.status, errorCode: facts?.code, errorMessage: facts?.message?.slice(0, 1000) };
 }

@@ -26,6 +26,8 @@ import { LocalFunctionHost, type InvocationRecord } from '../../local/host/host'
 import { HANDLED_EVENT_TYPES, STORAGE } from '../../shared/constants';
 import { verifySignature } from '../../shared/notifications/channels/webhook';
 import { appCredential, useLocalAzure } from '../support/localAzure';
+import { readInfra } from '../infra/bicep';
+import { alertQueries, eventFilter } from '../infra/kql';
 import { appSecretWorks, patWorks, spSecretWorks, type Probe } from '../support/probes';
 
 const DAY = 86_400_000;
@@ -43,6 +45,8 @@ let readers: Record<string, SecretClient>;
 /** The current version of each demo secret before the tick, by key. */
 let versionsBefore: Record<DemoSecretKey, string>;
 let cycleInvocations: InvocationRecord[];
+/** The telemetry events of the tick (scan, rotations, notifications), as the host captured them. */
+let cycleEvents: LocalFunctionHost['events'];
 /** Every secret value that exists in this test, for the leak check. */
 const values = new Set<string>();
 
@@ -104,7 +108,15 @@ beforeAll(async () => {
   await host.drain();
   await azure().events.idle();
   cycleInvocations = [...host.invocations];
+  cycleEvents = [...host.events];
 }, 120_000);
+
+/** The events an event alert of infra/app/monitoring.bicep counts, its filter read from the query text. */
+function alerted(rule: 'rotationFailedAlert' | 'poisonedAlert', events: LocalFunctionHost['events']) {
+  const query = alertQueries(readInfra('app/monitoring.bicep')).find((q) => q.id === `alert:${rule}`);
+  if (!query) throw new Error(`no alert ${rule}`);
+  return events.filter(eventFilter(query.text)).map((e) => e.dimensions);
+}
 
 afterAll(async () => {
   await host?.stop();
@@ -229,6 +241,24 @@ describe('one timer tick, queues drained', () => {
     expect(expiring?.to).toEqual([DEMO_MAIL.defaultTo]);
   });
 
+  test('the telemetry of the tick: no alert fires; each vault completed a scan, under its invocation', () => {
+    expect(alerted('rotationFailedAlert', cycleEvents)).toEqual([]);
+    expect(alerted('poisonedAlert', cycleEvents)).toEqual([]);
+    // "No completed scan" reads, per vault, the latest ScanCompleted with outcome completed.
+    const scans = cycleEvents.filter((e) => e.name === 'ScanCompleted');
+    expect(scans.map((e) => e.dimensions.vault).sort()).toEqual(Object.values(DEMO_VAULTS).sort());
+    const scanInvocation = cycleInvocations.find((i) => i.functionName === 'scanVaults')?.invocationId;
+    for (const e of scans) {
+      expect(e.dimensions).toMatchObject({ outcome: 'completed', invocationId: scanInvocation });
+      expect(Object.keys(JSON.parse(e.dimensions.byState ?? '{}') as object).length).toBeGreaterThan(0);
+    }
+    // The backlog alert and tile read one QueueBacklog per queue and the dead-letter container: all 0.
+    const backlog = cycleEvents.filter((e) => e.name === 'QueueBacklog').map((e) => e.dimensions);
+    expect(backlog.map((d) => [d.queue, d.messages]).sort()).toEqual(
+      [...QUEUES, STORAGE.deadLetterContainer].map((q) => [q, '0']).sort(),
+    );
+  });
+
   test('nothing was poisoned', async () => {
     const queues = QueueServiceClient.fromConnectionString(storage());
     for (const name of QUEUES) {
@@ -308,6 +338,13 @@ describe('Event Grid pushes Key Vault events to the host', () => {
     const attempts = azure().events.deliveries.filter((d) => d.eventId === event!.id);
     expect(attempts[0]?.status).toBe(500);
     expect(attempts.at(-1)?.status).toBe(200);
+    // The failed delivery was an attempt Event Grid retried, not a final failure: no alert.
+    const failed = host.events.filter(
+      (e) => e.name === 'SecretRotationFailed' && e.dimensions.secret === name,
+    );
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.map((e) => e.dimensions.final)).toEqual(failed.map(() => 'false'));
+    expect(alerted('rotationFailedAlert', failed)).toEqual([]);
     const mine = host.invocations.slice(from).filter((i) => i.functionName === 'onKeyVaultEvent');
     expect(mine[0]).toMatchObject({
       status: 'failed',
@@ -435,6 +472,25 @@ describe('a rotation that keeps failing transiently', () => {
     expect(
       host.events.find((e) => e.name === 'SecretRotationFailed' && e.dimensions.attempt === '5')?.dimensions,
     ).toMatchObject({ secret: name, step: 'read', transient: 'true', poisoned: 'true' });
+    // Five attempts, one alert each: rotation failed (the last, final) and poison (retries used up).
+    const events = host.events.filter((e) => e.dimensions.secret === name);
+    expect(events.filter((e) => e.name === 'SecretRotationFailed').map((e) => e.dimensions.final)).toEqual([
+      'false',
+      'false',
+      'false',
+      'false',
+      'true',
+    ]);
+    expect(alerted('rotationFailedAlert', events)).toEqual([
+      expect.objectContaining({ secret: name, attempt: '5' }),
+    ]);
+    expect(alerted('poisonedAlert', events)).toEqual([
+      expect.objectContaining({
+        secret: name,
+        cause: 'retries-exhausted',
+        poisonQueue: `${STORAGE.rotationQueue}-poison`,
+      }),
+    ]);
     // The last attempt's notice must reach the owners: outputs of a failed invocation are discarded.
     const notices = azure()
       .sink.deliveries.slice(sinkFrom)
@@ -442,6 +498,34 @@ describe('a rotation that keeps failing transiently', () => {
       .map((d) => (d.body as { notification: { kind: string; secret: string } }).notification);
     expect(notices).toEqual([expect.objectContaining({ kind: 'rotation-failed', secret: name })]);
   }, 90_000);
+});
+
+describe('malformed messages', () => {
+  test.each([
+    [STORAGE.rotationQueue, { op: 'explode', vault: DEMO_VAULTS.apps, secret: 'x' }],
+    [STORAGE.notificationQueue, { channel: 'webhook' }],
+  ])(
+    'on %s: parked in its -poison queue at once, and the poison alert hears of it',
+    async (queue, body) => {
+      const from = host.events.length;
+      const queues = QueueServiceClient.fromConnectionString(storage());
+      await queues.getQueueClient(queue).sendMessage(Buffer.from(JSON.stringify(body)).toString('base64'));
+      const poison = queues.getQueueClient(`${queue}-poison`);
+      await until('the function to run', () =>
+        host.events.slice(from).some((e) => e.name === 'MessagePoisoned'),
+      );
+      await host.drain();
+      const parked = (await poison.receiveMessages({ numberOfMessages: 32 })).receivedMessageItems;
+      for (const m of parked) await poison.deleteMessage(m.messageId, m.popReceipt);
+      expect(parked.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')))).toEqual([
+        body,
+      ]);
+      expect(alerted('poisonedAlert', host.events.slice(from))).toEqual([
+        expect.objectContaining({ queue, poisonQueue: `${queue}-poison`, cause: 'malformed', attempt: '1' }),
+      ]);
+    },
+    60_000,
+  );
 });
 
 test('no secret value appears in any sink payload, mail, log line or function log', () => {

@@ -11,7 +11,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { InvocationContext, type EventGridEvent, type LogLevel } from '@azure/functions';
 import { DEMO_SECRETS, DEMO_VAULTS, seedDemo, seedDemoPat, type Demo } from '../../local/demo';
-import { notificationQueue, rotationPoisonQueue } from '../../functions/common';
+import { notificationPoisonQueue, notificationQueue, rotationPoisonQueue } from '../../functions/common';
 import { onKeyVaultEvent } from '../../functions/onKeyVaultEvent';
 import { rotateSecret } from '../../functions/rotateSecret';
 import { sendNotifications } from '../../functions/sendNotifications';
@@ -28,6 +28,8 @@ import {
   type OutputCapture,
 } from '../support/capture';
 import { useLocalAzure } from '../support/localAzure';
+import { readInfra } from '../infra/bicep';
+import { alertQueries, eventFilter, eventsInLog, type CapturedEvent } from '../infra/kql';
 
 const DAY_MS = 86_400_000;
 const NEAR_EXPIRY = 'Microsoft.KeyVault.SecretNearExpiry';
@@ -102,6 +104,18 @@ const lines = (run: Run, level?: LogLevel) =>
   run.logs.filter((l) => level === undefined || l.level === level).map((l) => l.line);
 /** The telemetry line of a custom event, e.g. `[SecretRotated] vault=… secret=…`. */
 const eventLine = (run: Run, name: string) => lines(run).find((l) => l.startsWith(`[${name}]`));
+
+/** The event alerts of infra/app/monitoring.bicep, their row filters read from the deployed query text. */
+const EVENT_ALERTS = Object.fromEntries(
+  alertQueries(readInfra('app/monitoring.bicep'))
+    .filter((q) => ['rotationFailedAlert', 'poisonedAlert'].includes(q.id.slice('alert:'.length)))
+    .map((q) => [q.id.slice('alert:'.length), eventFilter(q.text)]),
+) as Record<'rotationFailedAlert' | 'poisonedAlert', (e: CapturedEvent) => boolean>;
+/** The events of a run that the alert rule would count (each one alert: the rules are stateless). */
+const alerted = (run: Run, rule: keyof typeof EVENT_ALERTS) =>
+  eventsInLog(lines(run))
+    .filter(EVENT_ALERTS[rule])
+    .map((e) => e.dimensions);
 
 const versions = (vault: string, secret: string) =>
   azure().state.vaults.get(vault)?.secrets.get(secret) ?? [];
@@ -249,6 +263,15 @@ describe('onKeyVaultEvent', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/ignored a malformed event/);
     expect(errors[0]).toMatch(why);
+    // The poison alert sees it: one MessagePoisoned event, cause malformed.
+    expect(alerted(run, 'poisonedAlert')).toEqual([
+      expect.objectContaining({
+        queue: 'event-grid',
+        poisonQueue: 'dropped',
+        cause: 'malformed',
+        invocationId: run.context.invocationId,
+      }),
+    ]);
     expect(run.notices).toBeUndefined();
     expect(vaultSnapshot()).toBe(before);
   });
@@ -362,6 +385,10 @@ describe('onKeyVaultEvent', () => {
     expect(String((run.error as Error).message)).toMatch(/failed at create; Event Grid will retry/);
     expect(run.notices).toBeUndefined();
     expect(eventLine(run, 'SecretRotationFailed')).toMatch(/step=create .*transient=true/);
+    // Event Grid redelivers it: not final, so no alert; the provider's own status is on the event.
+    expect(eventLine(run, 'SecretRotationFailed')).toMatch(/final=false/);
+    expect(eventLine(run, 'SecretRotationFailed')).toMatch(/errorStatus=500\b/);
+    expect(alerted(run, 'rotationFailedAlert')).toEqual([]);
     expect(versions(pat.vault, pat.name).map((v) => v.version)).toEqual([pat.version]);
     expect(tokens()).toHaveLength(tokenCount);
   }, 60_000);
@@ -377,6 +404,10 @@ describe('onKeyVaultEvent', () => {
       expect(m.notification.details).toMatchObject({ step: 'policy', transient: false });
       expect(String(m.notification.details.reason)).toMatch(/rotation-validity-days/);
     }
+    // Permanent: final, one rotation-failed alert for this secret.
+    expect(alerted(run, 'rotationFailedAlert')).toEqual([
+      expect.objectContaining({ vault, secret: name, final: 'true', trigger: 'event' }),
+    ]);
     expect(versions(vault, name).map((v) => v.version)).toEqual([s.version]);
   }, 60_000);
 });
@@ -400,6 +431,15 @@ describe('rotateSecret', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(`malformed rotation request moved to ${STORAGE.rotationQueue}-poison`);
     expect(errors[0]).toMatch(why);
+    // The poison alert sees it: one MessagePoisoned event, cause malformed.
+    expect(alerted(run, 'poisonedAlert')).toEqual([
+      expect.objectContaining({
+        queue: STORAGE.rotationQueue,
+        poisonQueue: `${STORAGE.rotationQueue}-poison`,
+        cause: 'malformed',
+        invocationId: run.context.invocationId,
+      }),
+    ]);
     expect(run.notices).toBeUndefined();
     expect(vaultSnapshot()).toBe(before);
   });
@@ -418,6 +458,9 @@ describe('rotateSecret', () => {
     expect(firstLine).toMatch(/transient=true/);
     expect(firstLine).toMatch(/attempt=1\b/);
     expect(firstLine).not.toMatch(/poisoned=/);
+    // Retried by the queue: neither alert hears of attempt 1.
+    expect(alerted(first, 'rotationFailedAlert')).toEqual([]);
+    expect(alerted(first, 'poisonedAlert')).toEqual([]);
 
     const last = await work(item, MAX_DEQUEUE_COUNT);
     expect(last.error).toBeUndefined();
@@ -430,6 +473,13 @@ describe('rotateSecret', () => {
     const lastLine = eventLine(last, 'SecretRotationFailed');
     expect(lastLine).toMatch(/poisoned=true/);
     expect(lastLine).toMatch(new RegExp(`attempt=${MAX_DEQUEUE_COUNT}\\b`));
+    // Retries used up: final (one rotation-failed alert) and poisoned (one poison alert).
+    expect(alerted(last, 'rotationFailedAlert')).toEqual([
+      expect.objectContaining({ vault: pat.vault, secret: pat.name, final: 'true', errorStatus: '500' }),
+    ]);
+    expect(alerted(last, 'poisonedAlert')).toEqual([
+      expect.objectContaining({ vault: pat.vault, secret: pat.name, cause: 'retries-exhausted' }),
+    ]);
     expect(versions(pat.vault, pat.name).map((v) => v.version)).toEqual([pat.version]);
   }, 60_000);
 
@@ -550,15 +600,23 @@ describe('sendNotifications', () => {
     ['garbage', 'not a notification'],
     ['an unknown channel', { ...message('webhook'), channel: 'pigeon' }],
     ['no notification', { channel: 'webhook' }],
-  ])('a malformed message (%s) completes: NotificationFailed, transient=false', async (_, m) => {
-    const sinkBefore = azure().sink.deliveries.length;
-    const run = await send(m);
-    expect(run.error).toBeUndefined();
-    const line = eventLine(run, 'NotificationFailed');
-    expect(line).toMatch(/transient=false/);
-    expect(line).toMatch(/malformed notification message/);
-    expect(azure().sink.deliveries.length).toBe(sinkBefore);
-  });
+  ])(
+    'a malformed message (%s) is parked in notifications-poison: NotificationFailed, MessagePoisoned',
+    async (_, m) => {
+      const sinkBefore = azure().sink.deliveries.length;
+      const run = await send(m);
+      expect(run.error).toBeUndefined();
+      const line = eventLine(run, 'NotificationFailed');
+      expect(line).toMatch(/transient=false/);
+      expect(line).toMatch(/final=true/);
+      expect(line).toMatch(/malformed notification message/);
+      expect(run.context.extraOutputs.get(notificationPoisonQueue)).toEqual([m]);
+      expect(alerted(run, 'poisonedAlert')).toEqual([
+        expect.objectContaining({ poisonQueue: `${STORAGE.notificationQueue}-poison`, cause: 'malformed' }),
+      ]);
+      expect(azure().sink.deliveries.length).toBe(sinkBefore);
+    },
+  );
 
   test('a sink answering 503 throws (transient); the last attempt says poisoned=true', async () => {
     azure().servers.faults.add({ service: 'sink', method: 'POST', route: '/sink/:channel', status: 503 });
@@ -570,6 +628,8 @@ describe('sendNotifications', () => {
     expect(firstLine).toMatch(/transient=true/);
     expect(firstLine).toMatch(/poisoned=false/);
     expect(firstLine).toMatch(/HTTP 503/);
+    expect(firstLine).toMatch(/final=false/);
+    expect(alerted(first, 'poisonedAlert')).toEqual([]);
 
     const last = await send(m, MAX_DEQUEUE_COUNT);
     expect(last.error).toBeInstanceOf(TransientError);
@@ -577,6 +637,14 @@ describe('sendNotifications', () => {
     expect(lastLine).toMatch(/transient=true/);
     expect(lastLine).toMatch(/poisoned=true/);
     expect(lastLine).toMatch(new RegExp(`attempt=${MAX_DEQUEUE_COUNT}\\b`));
+    // The host moves it to notifications-poison after this throw: the poison alert hears of it now.
+    expect(alerted(last, 'poisonedAlert')).toEqual([
+      expect.objectContaining({
+        channel: 'webhook',
+        cause: 'retries-exhausted',
+        poisonQueue: `${STORAGE.notificationQueue}-poison`,
+      }),
+    ]);
     expect(delivered(m.notification.id)).toEqual([]);
   });
 });

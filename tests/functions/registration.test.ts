@@ -92,7 +92,7 @@ test('rotateSecret: the rotation-requests queue, writing notifications and rotat
   ]);
 });
 
-test('sendNotifications: the notifications queue, no outputs', () => {
+test('sendNotifications: the notifications queue, writing notifications-poison (malformed messages)', () => {
   expect(bindings('sendNotifications', 'in')).toEqual([
     expect.objectContaining({
       type: 'queueTrigger',
@@ -101,7 +101,7 @@ test('sendNotifications: the notifications queue, no outputs', () => {
       connection: 'AzureWebJobsStorage',
     }),
   ]);
-  expect(bindings('sendNotifications', 'out')).toEqual([]);
+  expect(outputQueues('sendNotifications')).toEqual(['queue:notifications-poison@AzureWebJobsStorage']);
 });
 
 test('binding names are unique within each function, as the host requires', () => {

@@ -1,10 +1,11 @@
 /**
- * The workbook and the alert rules against the custom events the code sends
- * (shared/telemetry/events.ts): the same names, the dimensions the code writes, and every event the
- * design lists shown somewhere.
+ * The shape of the workbook and the alert rules: where they are deployed, what each rule selects and
+ * how it evaluates. Parsing every query, and the names and dimensions they read against the code's,
+ * is tests/infra/kql.test.ts.
  */
-import { EVENTS, SECRET_DIMENSIONS } from '../../shared/telemetry/events';
-import { multilineStrings, params, readInfra, resources, valueOf, variable } from './bicep';
+import { EVENTS } from '../../shared/telemetry/events';
+import { bicepQuery, eventNames } from './kql';
+import { blockAfter, params, readInfra, resources, valueOf, variable } from './bicep';
 
 const monitoring = readInfra('app/monitoring.bicep');
 const workbookText = readInfra('app/workbook.json');
@@ -25,62 +26,6 @@ function items(list: WorkbookItem[]): WorkbookItem[] {
   return list.flatMap((item) => [item, ...items(item.content.items ?? [])]);
 }
 
-/** Event names a KQL query selects: `name == "X"`, `name in ("X", "Y")`. */
-function eventNames(kql: string): string[] {
-  const names = [...kql.matchAll(/\bname\s*==\s*["']([^"']+)["']/g)].map((m) => m[1] ?? '');
-  for (const m of kql.matchAll(/\bname\s+in\s*\(([^)]*)\)/g)) {
-    names.push(...[...(m[1] ?? '').matchAll(/["']([^"']+)["']/g)].map((x) => x[1] ?? ''));
-  }
-  return names;
-}
-
-/** customDimensions keys a KQL query reads. */
-function dimensions(kql: string): string[] {
-  return [...kql.matchAll(/customDimensions(?:\.(\w+)|\[["'](\w+)["']\])/g)].map((m) => m[1] ?? m[2] ?? '');
-}
-
-/** Dimensions ScanCompleted carries (the doc comment of SECRET_DIMENSIONS in events.ts). */
-const SCAN_DIMENSIONS = [
-  'vault',
-  'scanned',
-  'optedIn',
-  'due',
-  'expiring',
-  'expired',
-  'invalid',
-  'enqueued',
-  'durationMs',
-  'byKind',
-  'byExpiry',
-  'outcome',
-];
-
-/** Dimensions beyond SECRET_DIMENSIONS that the workbook and alerts read, and who writes them. */
-const OTHER_DIMENSIONS = {
-  // shared/telemetry/telemetry.ts trackOutcome.
-  operation: 'trackOutcome',
-  step: 'trackOutcome (failed)',
-  reason: 'trackOutcome (failed, skipped); SecretPolicyInvalid',
-  transient: 'trackOutcome (failed)',
-  credentialCount: 'trackOutcome (revoked)',
-  // shared/scan/scanner.ts on SecretExpiring / SecretExpired.
-  expiresOn: 'scanner',
-  within: 'scanner',
-  // The notification sender and the queue workers on the last dequeue (poison alert).
-  channel: 'NotificationSent / NotificationFailed',
-  poisoned: 'SecretRotationFailed / NotificationFailed on the last dequeue',
-};
-
-/** Events the design (section 6) requires the workbook or the alerts to show. */
-const DESIGN_EVENTS = [
-  EVENTS.SecretRotated,
-  EVENTS.SecretRotationFailed,
-  EVENTS.SecretRotationSkipped,
-  EVENTS.SecretExpiring,
-  EVENTS.PreviousCredentialRevoked,
-  EVENTS.ScanCompleted,
-];
-
 describe('workbook', () => {
   test('workbook.json parses as a Notebook/1.0 workbook', () => {
     const workbook = JSON.parse(workbookText);
@@ -97,7 +42,7 @@ describe('workbook', () => {
     expect(declared).toContain('TimeRange');
     expect(queries.length).toBeGreaterThanOrEqual(8);
     for (const q of queries) {
-      expect(q.content.query).toMatch(/^customEvents\n/);
+      expect(q.content.query).toMatch(/^(customEvents\n|let \w+ = customEvents\n)/);
       expect(q.content.timeContextFromParameter).toBe('TimeRange');
       expect(q.content.resourceType).toBe('microsoft.insights/components');
     }
@@ -111,7 +56,7 @@ describe('workbook', () => {
     expect(text('inventory-by-expiry')).toMatch(/ScanCompleted[\s\S]*customDimensions\.byExpiry/);
     expect(eventNames(text('rotations-over-time'))).toEqual([EVENTS.SecretRotated]);
     expect(text('failures-by-reason')).toMatch(
-      /SecretRotationFailed[\s\S]*step = tostring\(customDimensions\.step\), reason = tostring\(customDimensions\.reason\)/,
+      /SecretRotationFailed[\s\S]*by step = tostring\(customDimensions\.step\), errorStatus = tostring\(customDimensions\.errorStatus\), errorCode = tostring\(customDimensions\.errorCode\), reason = tostring\(customDimensions\.reason\)/,
     );
     expect(eventNames(text('upcoming-expiries'))).toEqual(
       expect.arrayContaining([EVENTS.SecretExpiring, EVENTS.SecretExpired]),
@@ -134,16 +79,19 @@ describe('workbook', () => {
 
 describe('alert rules', () => {
   const rules = resources(monitoring).filter((r) => r.type === 'Microsoft.Insights/scheduledQueryRules');
-  const queryOf = (symbol: string) => {
-    const rule = rules.find((r) => r.symbol === symbol);
-    const name = /query:\s*(\w+)/.exec(rule?.body ?? '')?.[1] ?? '';
-    return variable(monitoring, name);
-  };
-  const criterion = (symbol: string) => rules.find((r) => r.symbol === symbol)?.body ?? '';
+  const rule = (symbol: string) => rules.find((r) => r.symbol === symbol)?.body ?? '';
+  const property = (symbol: string, key: string) => valueOf(blockAfter(rule(symbol), /properties:\s*/), key);
+  const queryOf = (symbol: string) => bicepQuery(monitoring, /query:\s*(\w+)/.exec(rule(symbol))?.[1] ?? '');
 
-  test('four log alerts on Application Insights, each notifying the action group', () => {
+  test('five log alerts on Application Insights, each notifying the action group', () => {
     expect(rules.map((r) => r.symbol).sort()).toEqual(
-      ['poisonedAlert', 'rotationFailedAlert', 'scanMissingAlert', 'secretExpiredAlert'].sort(),
+      [
+        'backlogAlert',
+        'poisonedAlert',
+        'rotationFailedAlert',
+        'scanMissingAlert',
+        'secretExpiredAlert',
+      ].sort(),
     );
     for (const r of rules) {
       expect(r.body).toMatch(/kind:\s*'LogAlert'/);
@@ -157,9 +105,22 @@ describe('alert rules', () => {
     expect((/groupShortName:\s*'([^']*)'/.exec(group?.body ?? '')?.[1] ?? '').length).toBeLessThanOrEqual(12);
   });
 
-  test('any rotation failure', () => {
+  /** Stateless event rules: a window as long as the frequency counts each event exactly once. */
+  test.each(['rotationFailedAlert', 'secretExpiredAlert', 'poisonedAlert'])(
+    '%s: an event alerts once (stateless, window = frequency, no override)',
+    (symbol) => {
+      const body = rule(symbol);
+      expect(property(symbol, 'autoMitigate')).toBe('false');
+      expect(property(symbol, 'windowSize')).toBe(property(symbol, 'evaluationFrequency'));
+      expect(body).not.toMatch(/overrideQueryTimeRange/);
+      expect(body).toMatch(/operator:\s*'GreaterThan'\s*threshold:\s*0/);
+    },
+  );
+
+  test('rotation failed: one alert per secret whose rotation finally failed', () => {
     expect(eventNames(queryOf('rotationFailedAlert'))).toEqual([EVENTS.SecretRotationFailed]);
-    expect(criterion('rotationFailedAlert')).toMatch(/operator:\s*'GreaterThan'\s*threshold:\s*0/);
+    expect(queryOf('rotationFailedAlert')).toMatch(/tostring\(customDimensions\.final\) == "true"/);
+    expect(rule('rotationFailedAlert')).toMatch(/dimensions:\s*perSecret/);
   });
 
   test('any expired opted-in secret', () => {
@@ -168,61 +129,37 @@ describe('alert rules', () => {
     expect(q).toMatch(/tostring\(customDimensions\.optedIn\) == "true"/);
   });
 
-  test('poison messages: the failure events flagged poisoned on the last dequeue', () => {
-    const q = queryOf('poisonedAlert');
-    expect(eventNames(q)).toEqual(
-      expect.arrayContaining([EVENTS.SecretRotationFailed, EVENTS.NotificationFailed]),
-    );
-    expect(q).toMatch(/tostring\(customDimensions\.poisoned\) == "true"/);
+  test('poison: every MessagePoisoned event, split by queue, cause and secret', () => {
+    expect(eventNames(queryOf('poisonedAlert'))).toEqual([EVENTS.MessagePoisoned]);
+    expect(rule('poisonedAlert')).toMatch(/dimensions:\s*perPoisonedMessage/);
   });
 
-  test('no completed scan within twice the scan interval', () => {
+  test('stateful conditions: a vault not scanning, a poison queue not empty', () => {
+    for (const symbol of ['scanMissingAlert', 'backlogAlert']) {
+      expect(property(symbol, 'autoMitigate')).toBe('true');
+      expect(rule(symbol)).toMatch(/operator:\s*'GreaterThan'\s*threshold:\s*0/);
+    }
+    expect(rule('scanMissingAlert')).toMatch(/dimensions:\s*perVault/);
+    expect(rule('backlogAlert')).toMatch(/dimensions:\s*perQueue/);
+    // The backlog is measured once per scan: twice the interval holds the latest measurement.
+    expect(rule('backlogAlert')).toMatch(/overrideQueryTimeRange:\s*'PT\$\{scanMissingHours\}H'/);
+  });
+
+  test('no completed scan: per vault, within twice the scan interval, over a two-day range', () => {
     const q = queryOf('scanMissingAlert');
     expect(eventNames(q)).toEqual([EVENTS.ScanCompleted]);
-    expect(q).toMatch(/ago\(\{0\}h\)/);
-    expect(variable(monitoring, 'scanMissingQuery')).toMatch(/, scanMissingHours\)$/);
+    expect(variable(monitoring, 'scanMissingQuery')).toMatch(/, scanMissingHours, string\(vaultNames\)\)$/);
     expect(variable(monitoring, 'scanMissingHours')).toBe('2 * scanIntervalHours');
-    const body = criterion('scanMissingAlert');
-    expect(body).toMatch(/overrideQueryTimeRange:\s*'PT\$\{scanMissingHours\}H'/);
-    expect(body).toMatch(/operator:\s*'LessThan'\s*threshold:\s*1/);
-    // Absence is an empty result: splitting by dimensions would hide it.
-    expect(body).not.toMatch(/dimensions:/);
-    // The same interval as the schedule, and a look-back within the 2-day limit of log alerts.
+    // The query decides "too old"; the range only has to reach back far enough to know the vaults.
+    expect(rule('scanMissingAlert')).toMatch(/overrideQueryTimeRange:\s*'P2D'/);
+    // The same interval as the schedule, the configured vaults, and "too old" within the 2-day range.
     expect(readInfra('main.bicep')).toMatch(/scanIntervalHours:\s*scanIntervalHours/);
+    expect(readInfra('main.bicep')).toMatch(/vaultNames:\s*\[for vault in keyVaults: vault\.name\]/);
     const allowed =
       params(monitoring)
         .find((p) => p.name === 'scanIntervalHours')
         ?.decorators.join(' ') ?? '';
     const hours = (/@allowed\(\[([^\]]+)\]\)/.exec(allowed)?.[1] ?? '').split(',').map(Number);
     expect(Math.max(...hours) * 2).toBeLessThanOrEqual(48);
-  });
-});
-
-describe('events and dimensions', () => {
-  const workbookQueries = items((JSON.parse(workbookText) as { items: WorkbookItem[] }).items)
-    .map((i) => i.content.query)
-    .filter((q): q is string => Boolean(q));
-  const alertQueries = multilineStrings(monitoring);
-  const used = [...workbookQueries, ...alertQueries].flatMap(eventNames);
-
-  test('every event name the workbook and the alerts use exists in EVENTS', () => {
-    const known = new Set<string>(Object.values(EVENTS));
-    expect(used.length).toBeGreaterThan(0);
-    expect([...new Set(used)].filter((n) => !known.has(n))).toEqual([]);
-  });
-
-  test('every event the design lists appears in the workbook or the alerts', () => {
-    expect(DESIGN_EVENTS.filter((n) => !used.includes(n))).toEqual([]);
-  });
-
-  test('every dimension read is one the code writes', () => {
-    const known = new Set<string>([
-      ...SECRET_DIMENSIONS,
-      ...SCAN_DIMENSIONS,
-      ...Object.keys(OTHER_DIMENSIONS),
-    ]);
-    const read = [...workbookQueries, ...alertQueries].flatMap(dimensions);
-    expect(read.length).toBeGreaterThan(0);
-    expect([...new Set(read)].filter((d) => !known.has(d))).toEqual([]);
   });
 });

@@ -354,7 +354,7 @@ describe('deliver', () => {
     const message: unknown = make();
     const e = await failure(deliver(message, fx.channels));
     expect(e).toBeInstanceOf(PermanentError);
-    expect(e.message).toMatch(/^malformed notification message, dropped:\n/);
+    expect(e.message).toMatch(/^malformed notification message:\n/);
     expect(azure().sink.deliveries).toEqual([]);
   });
 
