@@ -112,12 +112,16 @@ describe('workbook tiles mean what they say', () => {
   const tiles = workbookQueries(workbookText).filter((q) => !q.id.includes('/'));
   const raw = JSON.parse(workbookText) as { items: { name: string; content: { query?: string } }[] };
   const rawQuery = (id: string) => raw.items.find((i) => `workbook:${i.name}` === id)?.content.query ?? '';
-  /** Tiles about queues, not vaults: the vault parameter has nothing to filter there. */
-  const QUEUE_TILES = ['workbook:health-poison-backlog', 'workbook:health-work-backlog'];
+  /** Tiles about queues or the whole app, not vaults: the vault parameter has nothing to filter there. */
+  const VAULTLESS_TILES = [
+    'workbook:health-poison-backlog',
+    'workbook:health-work-backlog',
+    'workbook:notification-channels-disabled',
+  ];
 
   test('the Vault parameter filters every tile that has a vault', () => {
     const unfiltered = tiles
-      .filter((t) => !QUEUE_TILES.includes(t.id))
+      .filter((t) => !VAULTLESS_TILES.includes(t.id))
       .filter((t) => !rawQuery(t.id).includes('| where "*" in ({Vault}) or vault in ({Vault})'));
     expect(unfiltered.map((t) => t.id)).toEqual([]);
   });
