@@ -5,6 +5,10 @@ import type { LogSink } from '../shared/telemetry/telemetry';
 /** The storage connection every queue binding uses: identity-based in Azure, Azurite locally. */
 export const CONNECTION = 'AzureWebJobsStorage';
 
+export const scanQueue = output.storageQueue({
+  queueName: STORAGE.scanQueue,
+  connection: CONNECTION,
+});
 export const rotationQueue = output.storageQueue({
   queueName: STORAGE.rotationQueue,
   connection: CONNECTION,

@@ -1,30 +1,31 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { getRuntime, invocationTelemetry } from '../shared/runtime';
-import { contextSink, notificationQueue, rotationQueue } from './common';
+import type { ScanRequest } from '../shared/scan/request';
+import { contextSink, scanQueue } from './common';
 
-/** Timer: plans due rotations, revocations and reconciliations, and expiry notices; enqueues them. */
-export async function scanVaults(_timer: Timer, context: InvocationContext): Promise<void> {
+/**
+ * Timer: fans the scan out, one `scan-requests` message per configured vault. Each vault is then
+ * scanned by its own invocation of scanVault, on whichever instance picks it up, and retried alone.
+ */
+export async function scanVaults(timer: Timer, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
   const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
-  const result = await runtime.scanner.scan();
-  context.extraOutputs.set(rotationQueue, result.work);
-  context.extraOutputs.set(notificationQueue, runtime.route(result.notifications, telemetry));
-  telemetry.log(
-    'info',
-    `scan planned ${result.work.length} operations and ${result.notifications.length} notices`,
-  );
+  const scheduledAt = new Date().toISOString();
+  const requests: ScanRequest[] = runtime.vaults.names().map((vault) => ({ vault, scheduledAt }));
+  context.extraOutputs.set(scanQueue, requests);
+  telemetry.log('info', `scan of ${requests.length} vaults enqueued`, { isPastDue: timer.isPastDue });
   await telemetry.flush();
 }
 
 app.timer('scanVaults', {
   schedule: '%SCAN_SCHEDULE%',
-  // A scan that failed as a whole (storage down) is retried soon rather than at the next tick.
+  // A tick whose messages could not be written (storage down) is retried soon, not at the next tick.
   retry: {
     strategy: 'exponentialBackoff',
     maxRetryCount: 3,
     minimumInterval: { seconds: 30 },
     maximumInterval: { minutes: 5 },
   },
-  extraOutputs: [rotationQueue, notificationQueue],
+  extraOutputs: [scanQueue],
   handler: scanVaults,
 });

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { ManagedIdentityCredential } from '@azure/identity';
 import { Vaults } from '../../shared/clients/keyvault';
 import { parseSettings } from '../../shared/config';
-import { scannerFor } from './scan';
+import { scanAll } from './scan';
 
 export interface ChildResult {
   rssBefore: number;
@@ -16,7 +16,7 @@ export interface ChildResult {
   /** resourceUsage().maxRSS, in bytes: the kernel's high-water mark for the whole process life. */
   maxRss: number;
   peakHeapUsed: number;
-  /** heapUsed after a full GC with the scan result still referenced: what the scan keeps. */
+  /** heapUsed after a full GC with the scan's summaries still referenced: what the scan keeps. */
   retainedHeap: number;
   heapBefore: number;
   samples: number;
@@ -35,7 +35,6 @@ async function main(): Promise<void> {
     settings.KEY_VAULT_URIS,
     new ManagedIdentityCredential({ clientId: settings.AZURE_CLIENT_ID }),
   );
-  const scanner = scannerFor(settings, vaults);
 
   global.gc?.();
   const before = process.memoryUsage();
@@ -50,7 +49,8 @@ async function main(): Promise<void> {
   };
   const timer = setInterval(sample, SAMPLE_MS);
   const started = performance.now();
-  const result = await scanner.scan();
+  // The work is counted, not kept: the fan-out's vault scans send it to the queue page by page.
+  const result = await scanAll(settings, vaults, { concurrency: settings.SCAN_CONCURRENCY, keep: false });
   const ms = performance.now() - started;
   clearInterval(timer);
   sample();
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     ms: Math.round(ms),
     scanned: result.vaults.reduce((s, v) => s + v.scanned, 0),
     listPages: result.vaults.reduce((s, v) => s + v.listPages, 0),
-    workItems: result.work.length,
+    workItems: result.workItems,
     errors: result.vaults.flatMap((v) => (v.error ? [`${v.vault}: ${v.error}`] : [])),
   };
   process.send?.(answer, () => process.exit(0));

@@ -7,8 +7,10 @@ import type { Settings } from '../../shared/config';
 import { Vaults } from '../../shared/clients/keyvault';
 import type { Notices } from '../../shared/clients/notices';
 import { ROTATORS } from '../../shared/rotators';
-import { Scanner, type ScanResult } from '../../shared/scan/scanner';
-import { createTelemetry } from '../../shared/telemetry/telemetry';
+import type { Notification } from '../../shared/notifications/notification';
+import { Scanner, type ScanOutput, type VaultSummary } from '../../shared/scan/scanner';
+import { createTelemetry, type Telemetry } from '../../shared/telemetry/telemetry';
+import type { WorkItem } from '../../shared/work';
 import type { Vault } from '../azure/state';
 import {
   createVaults,
@@ -31,13 +33,47 @@ export const SCAN_VAULTS = 4;
 export const NO_NOTICES: Notices = { firstTime: async () => false };
 
 export function scannerFor(settings: Settings, vaults: Vaults): Scanner {
-  return new Scanner({
-    settings,
-    vaults,
-    rotators: ROTATORS,
-    notices: NO_NOTICES,
-    telemetry: createTelemetry(settings, undefined, () => undefined),
-  });
+  return new Scanner({ settings, vaults, rotators: ROTATORS, notices: NO_NOTICES });
+}
+
+/** What the fan-out's vault scans planned, gathered in memory (or only counted, `keep: false`). */
+export interface ScanResult {
+  work: WorkItem[];
+  notifications: Notification[];
+  workItems: number;
+  vaults: VaultSummary[];
+}
+
+/**
+ * Every vault's scan, `concurrency` at a time in this process: what the fan-out's scanVault
+ * invocations do across instances, without the queues in between (the planner is what is measured).
+ */
+export async function scanAll(
+  settings: Settings,
+  vaults: Vaults,
+  options: { concurrency: number; keep?: boolean; telemetry?: Telemetry },
+): Promise<ScanResult> {
+  const scanner = scannerFor(settings, vaults);
+  const telemetry = options.telemetry ?? createTelemetry(settings, undefined, () => undefined);
+  const result: ScanResult = { work: [], notifications: [], workItems: 0, vaults: [] };
+  const out: ScanOutput = {
+    work: async (items) => {
+      result.workItems += items.length;
+      if (options.keep !== false) result.work.push(...items);
+    },
+    notices: async (items) => {
+      if (options.keep !== false) result.notifications.push(...items);
+    },
+  };
+  const names = vaults.names();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(options.concurrency, names.length) }, async () => {
+      while (next < names.length)
+        result.vaults.push(await scanner.scanVault(names[next++] as string, out, { telemetry }));
+    }),
+  );
+  return result;
 }
 
 export const expectedListRequests = (perVault: readonly number[]): number =>
@@ -122,7 +158,7 @@ export async function benchScan(
 
     servers.counts.reset();
     let started = performance.now();
-    const result: ScanResult = await scannerFor(settings, clients).scan();
+    const result = await scanAll(settings, clients, { concurrency: SCAN_VAULTS });
     const scanMs = performance.now() - started;
     const scanCounts = keyVaultCounts(env, vaults);
 
