@@ -7,6 +7,7 @@ import { entraRoutes } from './services/entra';
 import { KeyVaultEventGrid } from './services/eventgrid';
 import { graphRoutes } from './services/graph';
 import { keyVaultRouter } from './services/keyvault';
+import { NameOrderedMap } from './services/keyvault-store';
 import { WebhookSink } from './services/sink';
 import { CustomTopics } from './services/topic';
 import { createState, DEFAULT_TENANT_ID, Seed, State, Vault, Workspace } from './state';
@@ -105,7 +106,13 @@ export class LocalAzure implements Emulator {
   async addVault(name: string): Promise<Vault> {
     const existing = this.state.vaults.get(name);
     if (existing) return existing;
-    const vault: Vault = { name, url: '', roles: new Map(), secrets: new Map(), deleted: new Map() };
+    const vault: Vault = {
+      name,
+      url: '',
+      roles: new Map(),
+      secrets: new NameOrderedMap(),
+      deleted: new NameOrderedMap(),
+    };
     const listener = await this.servers.listen('keyvault', keyVaultRouter(this, vault), { instance: name });
     vault.url = listener.url;
     this.instances.set(`keyvault/${name}`, listener);

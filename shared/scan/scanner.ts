@@ -1,3 +1,4 @@
+import type { SecretProperties } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import type { Vaults } from '../clients/keyvault';
 import type { Notices } from '../clients/notices';
@@ -87,9 +88,18 @@ export class Scanner {
     const { telemetry } = options;
     // The previous page's output, still being sent while this page is fetched and assessed.
     let sending: Promise<unknown> = Promise.resolve();
+    let next: Promise<IteratorResult<SecretProperties[]>> | undefined;
     try {
       const vault = this.options.vaults.get(name);
-      for await (const page of vault.client.listPropertiesOfSecrets().byPage({ maxPageSize: 25 })) {
+      const pages = vault.client.listPropertiesOfSecrets().byPage({ maxPageSize: 25 });
+      // The next page is requested before this one is assessed: the round trip, not the
+      // assessment, is what a page costs, and a vault's pages can only be read one after another.
+      next = pages.next();
+      for (let current = await next; !current.done; current = await next) {
+        next = pages.next();
+        // Settled in the catch below if this page fails; never left rejecting unobserved.
+        next.catch(() => undefined);
+        const page = current.value;
         summary.listPages++;
         const work: WorkItem[] = [];
         const notices: Notification[] = [];
@@ -124,7 +134,7 @@ export class Scanner {
       await sending;
     } catch (e) {
       // Whatever was already sent stays sent; a retry plans it again and the worker finds it done.
-      await sending.catch(() => undefined);
+      await Promise.allSettled([sending, next]);
       summary.error = redactError(e);
       if (options.retryable && isTransient(e)) {
         telemetry.log('warn', `scan of vault ${name} failed; the queue retries it`, {
