@@ -338,6 +338,8 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
       const apiVersion = checkApiVersion(req);
       // Before anything that reads the path or body: the SDK's first request is an empty probe.
       const caller = authenticate(req);
+      // Authenticated transactions count against the vault's limits; a refused one counts nowhere.
+      em.keyVaultThrottle.take(vault.name, action === 'setSecret');
       const name = req.params.name ?? '';
       if (name && !SECRET_NAME.test(name))
         throw badParameter(`The request URI contains an invalid name: ${name}`);
