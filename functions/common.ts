@@ -1,6 +1,7 @@
 import { output, type InvocationContext } from '@azure/functions';
 import { STORAGE } from '../shared/constants';
-import type { LogSink } from '../shared/telemetry/telemetry';
+import type { Runtime } from '../shared/runtime';
+import type { LogSink, Telemetry } from '../shared/telemetry/telemetry';
 
 /** The storage connection every queue binding uses: identity-based in Azure, Azurite locally. */
 export const CONNECTION = 'AzureWebJobsStorage';
@@ -32,4 +33,19 @@ export function contextSink(context: InvocationContext): LogSink {
 export function dequeueCount(context: InvocationContext): number {
   const n = Number((context.triggerMetadata as { dequeueCount?: unknown } | undefined)?.dequeueCount);
   return Number.isFinite(n) && n > 0 ? n : 1;
+}
+
+/**
+ * The runtime and this invocation's telemetry. The runtime (every SDK, the engine, the scanner) is
+ * loaded on the first invocation, not when the host loads the app to index its functions: indexing
+ * needs only the registrations, and a cold start pays for the SDKs only once there is work.
+ */
+export async function invocation(
+  context: InvocationContext,
+): Promise<{ runtime: Runtime; telemetry: Telemetry }> {
+  const { getRuntime, invocationTelemetry } = await import('../shared/runtime');
+  return {
+    runtime: getRuntime(),
+    telemetry: invocationTelemetry(context.invocationId, contextSink(context)),
+  };
 }

@@ -3,9 +3,8 @@ import { HANDLED_EVENT_TYPES } from '../shared/constants';
 import { redactError } from '../shared/redact';
 import { TransientError } from '../shared/errors';
 import { parseKeyVaultEvent } from '../shared/events';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { trackOutcome } from '../shared/telemetry/telemetry';
-import { contextSink, notificationQueue } from './common';
+import { invocation, notificationQueue } from './common';
 
 /**
  * Event Grid: rotates the secret a Key Vault event names. Malformed events, other vaults and
@@ -13,8 +12,7 @@ import { contextSink, notificationQueue } from './common';
  * retries; a permanent one is reported (notification) and completed.
  */
 export async function onKeyVaultEvent(event: EventGridEvent, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   let parsed;
   try {
     parsed = parseKeyVaultEvent(event);

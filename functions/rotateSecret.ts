@@ -1,17 +1,15 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { TransientError } from '../shared/errors';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { trackOutcome } from '../shared/telemetry/telemetry';
 import { workItemSchema } from '../shared/work';
-import { CONNECTION, contextSink, dequeueCount, notificationQueue, rotationPoisonQueue } from './common';
+import { CONNECTION, dequeueCount, invocation, notificationQueue, rotationPoisonQueue } from './common';
 
 const OPERATIONS = { rotate: 'rotate', 'revoke-previous': 'revokePrevious', reconcile: 'reconcile' } as const;
 
 /** Queue worker: runs the engine for one planned operation. */
 export async function rotateSecret(message: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   const parsed = workItemSchema.safeParse(message);
   if (!parsed.success) {
     // Retrying cannot fix it: park it in the poison queue at once, where the poison alert sees it.

@@ -1,16 +1,14 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { scanRequestSchema } from '../shared/scan/request';
-import { CONNECTION, contextSink, dequeueCount } from './common';
+import { CONNECTION, dequeueCount, invocation } from './common';
 
 /**
  * Queue worker: scans one vault and enqueues its rotations and notices page by page as it goes.
  * A transient failure throws so the queue retries this vault alone; the last attempt reports it.
  */
 export async function scanVault(message: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   const parsed = scanRequestSchema.safeParse(message);
   if (!parsed.success || !runtime.vaults.has(parsed.data.vault)) {
     // Retrying cannot fix it; the message names no vault of ours.

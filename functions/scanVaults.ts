@@ -1,15 +1,13 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import type { ScanRequest } from '../shared/scan/request';
-import { contextSink, scanQueue } from './common';
+import { invocation, scanQueue } from './common';
 
 /**
  * Timer: fans the scan out, one `scan-requests` message per configured vault. Each vault is then
  * scanned by its own invocation of scanVault, on whichever instance picks it up, and retried alone.
  */
 export async function scanVaults(timer: Timer, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   const scheduledAt = new Date().toISOString();
   const requests: ScanRequest[] = runtime.vaults.names().map((vault) => ({ vault, scheduledAt }));
   context.extraOutputs.set(scanQueue, requests);

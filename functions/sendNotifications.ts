@@ -3,14 +3,12 @@ import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { isTransient } from '../shared/errors';
 import { deliver } from '../shared/notifications/deliver';
 import { redactError } from '../shared/redact';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { EVENTS } from '../shared/telemetry/events';
-import { CONNECTION, contextSink, dequeueCount } from './common';
+import { CONNECTION, dequeueCount, invocation } from './common';
 
 /** Queue worker: sends one notification on one channel; a failing channel is retried alone. */
 export async function sendNotifications(message: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   const attempt = dequeueCount(context);
   const about = (message ?? {}) as {
     channel?: string;
