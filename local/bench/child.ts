@@ -11,6 +11,8 @@ export interface ChildRequest {
   settings: Record<string, string>;
   /** `scan`: the planner over every vault; `naive`: list, then GET each secret (the baseline). */
   mode: 'scan' | 'naive';
+  /** Vault scans at once per worker (default: all of its share). */
+  concurrency?: number;
   /** Sample memory every 10 ms during the run (peakRss, peakHeapUsed); otherwise only before and after. */
   sampleMemory?: boolean;
   /** Profile the run under this name (.local/{name}.cpuprofile). */
@@ -107,7 +109,7 @@ export async function runScanWorkers(
       settings: {
         ...request.settings,
         KEY_VAULT_URIS: share.join(','),
-        SCAN_CONCURRENCY: String(share.length),
+        SCAN_CONCURRENCY: String(request.concurrency ?? share.length),
       },
     }),
   );

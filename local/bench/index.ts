@@ -14,6 +14,7 @@ import { printProfile } from './profile';
 import { mb, ratio, table, writeResults, type Row } from './report';
 import { benchRotations, hostConcurrency, type RotationRun } from './rotate';
 import { benchScan, type ScanRun } from './scan';
+import { benchTenant, type TenantRun } from './tenant';
 
 const FULL = {
   scan: [
@@ -23,6 +24,14 @@ const FULL = {
   scanLatencyMs: 5,
   memory: { small: { total: 1_000, label: '1k' }, large: { total: 100_000, label: '100k' } },
   rotations: 200,
+  tenant: {
+    vaults: 1_000,
+    secretsPerVault: 1_000,
+    latencyMs: 5,
+    workers: 2,
+    baselineSample: 25,
+    rotations: 100,
+  },
 } as const;
 
 const QUICK = {
@@ -33,6 +42,7 @@ const QUICK = {
   scanLatencyMs: 5,
   memory: { small: { total: 200, label: '200' }, large: { total: 5_000, label: '5k' } },
   rotations: 20,
+  tenant: { vaults: 40, secretsPerVault: 1_000, latencyMs: 5, workers: 2, baselineSample: 4, rotations: 10 },
 } as const;
 
 /** The whole bench is bounded: past this it stops and exits non-zero. */
@@ -122,6 +132,51 @@ function rotationRows(run: RotationRun): Row[] {
   ];
 }
 
+function tenantRows(t: TenantRun, small: MemoryRun): Row[] {
+  const label = `tenant ${t.vaults} vaults × ${t.secretsPerVault} secrets`;
+  const rss = t.fanOut.workers.map((w) => mb(w.maxRss));
+  const r = t.rotation;
+  return [
+    {
+      metric: `${label}: list requests counted vs Σ ceil(n/25)`,
+      value: t.listRequests,
+      baseline: t.expectedListRequests,
+      unit: '',
+      note: t.listRequests === t.expectedListRequests ? 'match' : 'MISMATCH',
+    },
+    {
+      metric: `${label}: fan-out wall time vs one vault at a time`,
+      value: t.fanOut.ms,
+      baseline: t.oneAtATime.scaledMs,
+      unit: 'ms',
+      note: `${t.workers} workers × ${t.concurrencyPerWorker} at once; baseline ${t.oneAtATime.sampleMs} ms for ${t.oneAtATime.sampleVaults} vaults, scaled; ${t.latencyMs} ms latency, documented limits (429s: ${t.throttled.vault} vault, ${t.throttled.subscription} subscription)`,
+    },
+    {
+      metric: `${label}: fan-out wall time vs latency floor`,
+      value: t.fanOut.ms,
+      baseline: t.floorMs,
+      unit: 'ms',
+      note: `floor = ⌈vaults / slots⌉ × pages per vault × latency; CPU: workers ${t.fanOut.workers.map((w) => w.cpuMs).join(' + ')} ms, emulator ${t.fanOut.emulatorCpuMs} ms`,
+    },
+    {
+      metric: `${label}: peak RSS per worker (maxRSS) vs a worker scanning ${small.secrets} secrets`,
+      value: Math.max(...rss),
+      baseline: mb(small.maxRss),
+      unit: 'MB',
+      digits: 1,
+      note: `workers: ${rss.join(', ')} MB; planned ${t.fanOut.planned} operations (${t.due} seeded due); emulator ${t.bytesPerSecret} B per seeded secret`,
+    },
+    {
+      metric: `${label}: rotation queue throughput during the scan vs alone`,
+      value: r.duringScan.perSecond,
+      baseline: r.alone.perSecond,
+      unit: '/s',
+      digits: 1,
+      note: `rotated ${r.duringScan.rotated}/${r.duringScan.items} vs ${r.alone.rotated}/${r.alone.items}, failed ${r.duringScan.failed} + ${r.alone.failed}; same vaults' Key Vault limits`,
+    },
+  ];
+}
+
 function coldStartRows(run: ColdStartRun): Row[] {
   const h = run.host;
   return [
@@ -190,6 +245,10 @@ async function main(): Promise<void> {
     const large = await benchMemory(env, plan.memory.large.total, plan.memory.large.label);
     step(`rotations: ${plan.rotations} one at a time and ${plan.rotations} concurrently, interleaved`);
     const rotations = await benchRotations(env, plan.rotations, concurrency);
+    step(
+      `tenant: ${plan.tenant.vaults} vaults × ${plan.tenant.secretsPerVault} secrets, fan-out scan with rotations`,
+    );
+    const tenant = await benchTenant(env, plan.tenant);
     step('cold start: imports in fresh processes, then the local host in a fresh process');
     const coldStart = await benchColdStart(env);
 
@@ -197,6 +256,7 @@ async function main(): Promise<void> {
       ...scans.flatMap(scanRows),
       ...memoryRows(small, large),
       ...rotationRows(rotations),
+      ...tenantRows(tenant, small),
       ...coldStartRows(coldStart),
     ];
     const wallMs = Math.round(performance.now() - started);
@@ -223,6 +283,7 @@ async function main(): Promise<void> {
         ...rotations,
         ratio: ratio(rotations.concurrent.perSecond, rotations.sequential.perSecond),
       },
+      tenant,
       coldStart,
       table: rows.map((r) => ({ ...r, ratio: ratio(r.value, r.baseline) })),
     };
