@@ -6,8 +6,8 @@
  * rotates real PATs in some of the same vaults, sharing their limits; its throughput is compared with
  * the same number of rotations while no scan runs.
  *
- * The seeded secrets are stored compactly: the versions of a vault share their tag objects and value
- * (the scan reads tags and expiry only), so a million fit in this process.
+ * The seeded secrets are stored compactly: the versions of a vault share their tag objects, version id
+ * and value (the scan reads tags and expiry only), so a million fit in this process.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -94,12 +94,14 @@ function seedTenant(vaults: readonly Vault[], perVault: number, now: number, hos
       Record<string, string>,
       Record<string, string>,
     ];
+    // A version id is unique per secret, not per vault: one string serves every seeded secret here.
+    const versionId = randomBytes(16).toString('hex');
     const later = now + 400 * DAY_SECONDS;
     const soon = now + 10 * DAY_SECONDS;
     for (let i = 0; i < perVault; i++) {
       const isDue = i % DUE_EVERY === 0;
       const v: SecretVersion = {
-        version: i.toString(16).padStart(32, '0'),
+        version: versionId,
         value: 'seeded',
         enabled: true,
         exp: isDue ? soon : i % 3 === 0 ? undefined : later,
