@@ -3,6 +3,7 @@
  * Each function lives in its own file and registers itself when imported.
  */
 import './scanVaults';
+import './scanVault';
 import './onKeyVaultEvent';
 import './rotateSecret';
 import './sendNotifications';

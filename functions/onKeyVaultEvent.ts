@@ -3,10 +3,9 @@ import { HANDLED_EVENT_TYPES } from '../shared/constants';
 import { redactError } from '../shared/redact';
 import { TransientError } from '../shared/errors';
 import { eventVault, parseKeyVaultEvent } from '../shared/events';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { EVENTS } from '../shared/telemetry/events';
 import { trackOutcome } from '../shared/telemetry/telemetry';
-import { contextSink, notificationQueue } from './common';
+import { invocation, notificationQueue } from './common';
 
 /**
  * Event Grid: rotates the secret a Key Vault event names. An event is a claim: malformed events,
@@ -16,8 +15,7 @@ import { contextSink, notificationQueue } from './common';
  * permanent one is reported (once per secret version and reason per day) and completed.
  */
 export async function onKeyVaultEvent(event: EventGridEvent, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   let parsed;
   try {
     parsed = parseKeyVaultEvent(event);

@@ -2,14 +2,13 @@ import { app, type InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { errorFacts, TransientError } from '../shared/errors';
 import { redactError } from '../shared/redact';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { EVENTS } from '../shared/telemetry/events';
 import { errorDimensions, trackOutcome } from '../shared/telemetry/telemetry';
 import { workItemSchema } from '../shared/work';
 import {
   CONNECTION,
-  contextSink,
   dequeueCount,
+  invocation,
   messageId,
   notificationQueue,
   rotationPoisonQueue,
@@ -24,8 +23,7 @@ const POISON_QUEUE = `${STORAGE.rotationQueue}-poison`;
  * poison alert reads; a failure nothing will retry (permanent, or the last delivery) is `final`.
  */
 export async function rotateSecret(message: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   const attempt = dequeueCount(context);
   const lastAttempt = attempt >= MAX_DEQUEUE_COUNT;
   const poisoned = {

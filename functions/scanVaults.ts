@@ -1,33 +1,32 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
-import { backlogTargets, reportBacklog } from '../shared/telemetry/backlog';
-import { contextSink, notificationQueue, rotationQueue } from './common';
+import type { ScanRequest } from '../shared/scan/request';
+import { invocation, scanQueue } from './common';
 
-/** Timer: plans due rotations, revocations and reconciliations, and expiry notices; enqueues them. */
-export async function scanVaults(_timer: Timer, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
-  const result = await runtime.scanner.scan(telemetry);
-  context.extraOutputs.set(rotationQueue, result.work);
-  context.extraOutputs.set(notificationQueue, runtime.route(result.notifications, telemetry));
-  telemetry.log(
-    'info',
-    `scan planned ${result.work.length} operations and ${result.notifications.length} notices`,
-  );
-  // Poison queue depth and Event Grid dead letters, for the workbook and the alerts.
+/**
+ * Timer: fans the scan out, one `scan-requests` message per configured vault. Each vault is then
+ * scanned by its own invocation of scanVault, on whichever instance picks it up, and retried alone.
+ */
+export async function scanVaults(timer: Timer, context: InvocationContext): Promise<void> {
+  const { runtime, telemetry } = await invocation(context);
+  const scheduledAt = new Date().toISOString();
+  const requests: ScanRequest[] = runtime.vaults.names().map((vault) => ({ vault, scheduledAt }));
+  context.extraOutputs.set(scanQueue, requests);
+  telemetry.log('info', `scan of ${requests.length} vaults enqueued`, { isPastDue: timer.isPastDue });
+  // Poison queue depths and Event Grid dead letters, once per tick, for the workbook and the alerts.
+  const { backlogTargets, reportBacklog } = await import('../shared/telemetry/backlog');
   await reportBacklog(backlogTargets(runtime.settings, runtime.credential), telemetry);
   await telemetry.flush();
 }
 
 app.timer('scanVaults', {
   schedule: '%SCAN_SCHEDULE%',
-  // A scan that failed as a whole (storage down) is retried soon rather than at the next tick.
+  // A tick whose messages could not be written (storage down) is retried soon, not at the next tick.
   retry: {
     strategy: 'exponentialBackoff',
     maxRetryCount: 3,
     minimumInterval: { seconds: 30 },
     maximumInterval: { minutes: 5 },
   },
-  extraOutputs: [rotationQueue, notificationQueue],
+  extraOutputs: [scanQueue],
   handler: scanVaults,
 });

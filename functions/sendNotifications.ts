@@ -3,10 +3,9 @@ import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { errorFacts, isTransient, MalformedMessageError } from '../shared/errors';
 import { deliver } from '../shared/notifications/deliver';
 import { redactError } from '../shared/redact';
-import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { EVENTS } from '../shared/telemetry/events';
 import { errorDimensions } from '../shared/telemetry/telemetry';
-import { CONNECTION, contextSink, dequeueCount, messageId, notificationPoisonQueue } from './common';
+import { CONNECTION, dequeueCount, invocation, messageId, notificationPoisonQueue } from './common';
 
 const POISON_QUEUE = `${STORAGE.notificationQueue}-poison`;
 
@@ -16,8 +15,7 @@ const POISON_QUEUE = `${STORAGE.notificationQueue}-poison`;
  * delivery, after which the host moves the message to the poison queue. Both raise MessagePoisoned.
  */
 export async function sendNotifications(message: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
-  const telemetry = invocationTelemetry(context.invocationId, contextSink(context));
+  const { runtime, telemetry } = await invocation(context);
   const attempt = dequeueCount(context);
   const about = (message ?? {}) as {
     channel?: string;

@@ -82,7 +82,7 @@ function readLocalSettings(file: string): Record<string, string> {
  */
 async function clearStorage(connectionString: string): Promise<void> {
   const queues = QueueServiceClient.fromConnectionString(connectionString);
-  for (const base of [STORAGE.rotationQueue, STORAGE.notificationQueue]) {
+  for (const base of [STORAGE.scanQueue, STORAGE.rotationQueue, STORAGE.notificationQueue]) {
     for (const name of [base, `${base}-poison`]) {
       const queue = queues.getQueueClient(name);
       if (await queue.exists()) await queue.clearMessages();
@@ -229,7 +229,7 @@ async function firstCycle(): Promise<void> {
   const settings = parseSettings(process.env);
   const vaults = new Vaults(settings.KEY_VAULT_URIS, createServiceCredential(settings));
   console.log(
-    '\nFirst cycle: scanVaults (timer) → rotation-requests → rotateSecret → notifications → sendNotifications',
+    '\nFirst cycle: scanVaults (timer) → scan-requests → scanVault → rotation-requests → rotateSecret → notifications → sendNotifications',
   );
   if (settings.ROTATION_DRY_RUN)
     console.log('ROTATION_DRY_RUN is on: the cycle plans and reports, and changes nothing.');

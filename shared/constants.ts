@@ -39,6 +39,8 @@ export const KEY_VAULT_LIMITS = { maxTags: 15, maxTagValueLength: 256 } as const
 
 /** Storage names shared by the functions, the engine and the Bicep. */
 export const STORAGE = {
+  /** One message per vault: the timer fans the scan out, a queue function scans each vault. */
+  scanQueue: 'scan-requests',
   rotationQueue: 'rotation-requests',
   notificationQueue: 'notifications',
   lockContainer: 'locks',

@@ -1,12 +1,14 @@
 import { getSettings } from './config';
 import { BlobNotices } from './clients/notices';
 import { createBlobServiceClient } from './clients/lock';
+import { createQueueServiceClient, QueueWriter } from './clients/queues';
 import { STORAGE } from './constants';
 import { createChannels, type Channels } from './notifications/channels';
 import type { Notification } from './notifications/notification';
 import { disabledChannels, routeNotification, type NotificationMessage } from './notifications/routing';
 import { ROTATORS } from './rotators';
-import { Scanner } from './scan/scanner';
+import { QueueScanOutput } from './scan/outbox';
+import { Scanner, type ScanOutput } from './scan/scanner';
 import { createServices, type Services } from './services';
 import { EVENTS } from './telemetry/events';
 import { createTelemetry, type LogSink, type Telemetry } from './telemetry/telemetry';
@@ -18,6 +20,8 @@ export interface Runtime extends Services {
   channels: Channels;
   /** One queue message per (notification, channel); skipped routes are logged. */
   route(notifications: Notification[], telemetry: Telemetry): NotificationMessage[];
+  /** A vault scan's output, written to the rotation and notification queues as it pages. */
+  scanOutput(telemetry: Telemetry): ScanOutput;
 }
 
 let cached: Runtime | undefined;
@@ -31,6 +35,20 @@ export function getRuntime(): Runtime {
   const container = createBlobServiceClient(settings, services.credential).getContainerClient(
     STORAGE.lockContainer,
   );
+  const queues = createQueueServiceClient(settings, services.credential);
+  const rotations = new QueueWriter(queues.getQueueClient(STORAGE.rotationQueue));
+  const notices = new QueueWriter(queues.getQueueClient(STORAGE.notificationQueue));
+  const route: Runtime['route'] = (notifications, t) =>
+    notifications.flatMap((n) => {
+      const { messages, skipped } = routeNotification(n, settings);
+      for (const s of skipped)
+        t.log('warn', `notification not routed to ${s.channel}: ${s.reason}`, {
+          vault: n.vault,
+          secret: n.secret,
+          kind: n.kind,
+        });
+      return messages;
+    });
   cached = {
     ...services,
     telemetry,
@@ -39,20 +57,10 @@ export function getRuntime(): Runtime {
       vaults: services.vaults,
       rotators: ROTATORS,
       notices: new BlobNotices(container),
-      telemetry,
     }),
     channels: createChannels(settings, { graph: services.deps.graph, credential: services.credential }),
-    route: (notifications, t) =>
-      notifications.flatMap((n) => {
-        const { messages, skipped } = routeNotification(n, settings);
-        for (const s of skipped)
-          t.log('warn', `notification not routed to ${s.channel}: ${s.reason}`, {
-            vault: n.vault,
-            secret: n.secret,
-            kind: n.kind,
-          });
-        return messages;
-      }),
+    route,
+    scanOutput: (t) => new QueueScanOutput(rotations, notices, (n) => route(n, t)),
   };
   return cached;
 }

@@ -8,6 +8,7 @@ param tags object = {}
 param deploymentContainerName string
 
 // Names shared with the code: shared/constants.ts STORAGE. tests/infra keeps them equal.
+var scanQueueName = 'scan-requests'
 var rotationQueueName = 'rotation-requests'
 var notificationQueueName = 'notifications'
 var lockContainerName = 'locks'
@@ -19,6 +20,8 @@ var deadLetterContainerName = 'eventgrid-deadletter'
 // The host moves a message to {queue}-poison after maxDequeueCount (host.json) attempts and would create
 // these itself; creating them here means they exist, and can be watched, from the start.
 var queueNames = [
+  scanQueueName
+  '${scanQueueName}-poison'
   rotationQueueName
   '${rotationQueueName}-poison'
   notificationQueueName

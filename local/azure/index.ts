@@ -7,6 +7,8 @@ import { entraRoutes } from './services/entra';
 import { KeyVaultEventGrid } from './services/eventgrid';
 import { graphRoutes } from './services/graph';
 import { keyVaultRouter } from './services/keyvault';
+import { NameOrderedMap } from './services/keyvault-store';
+import { DOCUMENTED_LIMITS, KeyVaultThrottle, type KeyVaultLimits } from './services/keyvault-throttle';
 import { WebhookSink } from './services/sink';
 import { CustomTopics } from './services/topic';
 import { createState, DEFAULT_TENANT_ID, Seed, State, Vault, Workspace } from './state';
@@ -16,6 +18,8 @@ export interface LocalAzureStartOptions extends LocalAzureOptions {
   tenantId?: string;
   /** How often the vaults check for near-expiry and expiry under the emulated clock (ms). */
   expiryCheckIntervalMs?: number;
+  /** Key Vault's transaction limits; the documented ones unless changed (also later, on keyVaultThrottle.limits). */
+  keyVaultLimits?: Partial<KeyVaultLimits>;
 }
 
 /**
@@ -28,6 +32,7 @@ export class LocalAzure implements Emulator {
   readonly clock = new Clock();
   readonly tokens: TokenService;
   readonly events: KeyVaultEventGrid;
+  readonly keyVaultThrottle: KeyVaultThrottle;
   readonly sink = new WebhookSink();
   /** Custom topics (the notification topic): events published to them, readable by tests. */
   readonly topics = new CustomTopics(this);
@@ -45,6 +50,7 @@ export class LocalAzure implements Emulator {
       () => this.url,
     );
     this.events = new KeyVaultEventGrid(() => this.state, this.clock);
+    this.keyVaultThrottle = new KeyVaultThrottle({ ...DOCUMENTED_LIMITS, ...options.keyVaultLimits });
     this.clock.onAdvance(() => this.events.checkExpiry());
   }
 
@@ -105,7 +111,13 @@ export class LocalAzure implements Emulator {
   async addVault(name: string): Promise<Vault> {
     const existing = this.state.vaults.get(name);
     if (existing) return existing;
-    const vault: Vault = { name, url: '', roles: new Map(), secrets: new Map(), deleted: new Map() };
+    const vault: Vault = {
+      name,
+      url: '',
+      roles: new Map(),
+      secrets: new NameOrderedMap(),
+      deleted: new NameOrderedMap(),
+    };
     const listener = await this.servers.listen('keyvault', keyVaultRouter(this, vault), { instance: name });
     vault.url = listener.url;
     this.instances.set(`keyvault/${name}`, listener);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureCertificates, type Certificates } from './certs';
 import { Faults, RequestCounts, type RequestKey } from './faults';
+import type { KeyVaultThrottle } from './services/keyvault-throttle';
 import { EmulatorRequest, EmulatorResponse, HttpError, Router } from './http';
 import type { State } from './state';
 import type { KeyVaultEventGrid } from './services/eventgrid';
@@ -68,6 +69,8 @@ export interface Emulator {
   readonly url: string;
   /** The vaults' Event Grid system topics. */
   readonly events: KeyVaultEventGrid;
+  /** Key Vault's transaction limits, shared by every vault (one subscription). */
+  readonly keyVaultThrottle: KeyVaultThrottle;
 }
 
 export interface LocalAzureOptions {

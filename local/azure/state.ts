@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { NameOrderedMap } from './services/keyvault-store';
 
 /**
  * The emulated tenant. Services read and change it; the control API seeds and resets it.
@@ -243,8 +244,8 @@ export interface Vault {
   url: string;
   /** principal object id → roles */
   roles: Map<string, Set<KeyVaultRole>>;
-  secrets: Map<string, SecretVersion[]>;
-  deleted: Map<string, DeletedSecret>;
+  secrets: NameOrderedMap<SecretVersion[]>;
+  deleted: NameOrderedMap<DeletedSecret>;
 }
 
 export interface WorkspacePrincipal {

@@ -17,7 +17,7 @@ import { createServices } from '../../shared/services';
 import type { WorkItem } from '../../shared/work';
 import type { Vault } from '../azure/state';
 import { createVaults, DAY_SECONDS, settingsEnv, version, type BenchEnv } from './fixtures';
-import { scannerFor } from './scan';
+import { scanAll } from './scan';
 
 const WORKSPACE = 'bench-ws';
 const OWNER = 'bench@contoso.com';
@@ -369,7 +369,9 @@ export async function benchRotations(
   const parsed = parseSettings(settings);
   // The work items come from the real planner, as the timer would enqueue them.
   const { vaults } = createServices(parsed, { credential: env.credential });
-  const planned = (await scannerFor(parsed, vaults).scan()).work.filter((w) => w.op === 'rotate');
+  const planned = (await scanAll(parsed, vaults, { concurrency: parsed.SCAN_CONCURRENCY })).work.filter(
+    (w) => w.op === 'rotate',
+  );
   const itemsOf = (vault: Vault) => planned.filter((w) => w.vault === vault.name);
   const spares = itemsOf(warm);
   const take = (n: number) => () => {

@@ -2,27 +2,37 @@
  * Part 1: the real Scanner against the naive scan (list, then GET every secret) over the same vaults
  * with the same injected Key Vault latency, in the same run.
  */
-import { performance } from 'node:perf_hooks';
+import os from 'node:os';
 import type { Settings } from '../../shared/config';
 import { Vaults } from '../../shared/clients/keyvault';
 import type { Notices } from '../../shared/clients/notices';
 import { ROTATORS } from '../../shared/rotators';
-import { Scanner, type ScanResult } from '../../shared/scan/scanner';
-import { createTelemetry } from '../../shared/telemetry/telemetry';
+import type { Notification } from '../../shared/notifications/notification';
+import { Scanner, type ScanOutput, type VaultSummary } from '../../shared/scan/scanner';
+import { createTelemetry, type Telemetry } from '../../shared/telemetry/telemetry';
+import type { WorkItem } from '../../shared/work';
 import type { Vault } from '../azure/state';
+import { runScanWorkers } from './child';
 import {
   createVaults,
   seedMix,
-  settingsFor,
+  settingsEnv,
   sizes,
   vaultNames,
   type BenchEnv,
   type MixStats,
 } from './fixtures';
+import { profile, type ProfileSummary } from './profile';
 
 /** Key Vault's page size for secret lists, which the scanner asks for. */
 export const PAGE_SIZE = 25;
 export const SCAN_VAULTS = 4;
+/**
+ * Worker processes the vault scans are spread over, as the fan-out spreads scan messages over
+ * instances: one per core of this machine (the emulator has the parent process).
+ */
+export const SCAN_WORKERS =
+  Number(process.env.BENCH_SCAN_WORKERS) || Math.min(SCAN_VAULTS, Math.max(1, os.availableParallelism()));
 
 /**
  * Not BlobNotices: this is a bench, not a test, and the notice store (one conditional blob write per
@@ -31,13 +41,47 @@ export const SCAN_VAULTS = 4;
 export const NO_NOTICES: Notices = { firstTime: async () => false };
 
 export function scannerFor(settings: Settings, vaults: Vaults): Scanner {
-  return new Scanner({
-    settings,
-    vaults,
-    rotators: ROTATORS,
-    notices: NO_NOTICES,
-    telemetry: createTelemetry(settings, undefined, () => undefined),
-  });
+  return new Scanner({ settings, vaults, rotators: ROTATORS, notices: NO_NOTICES });
+}
+
+/** What the fan-out's vault scans planned, gathered in memory (or only counted, `keep: false`). */
+export interface ScanResult {
+  work: WorkItem[];
+  notifications: Notification[];
+  workItems: number;
+  vaults: VaultSummary[];
+}
+
+/**
+ * Every vault's scan, `concurrency` at a time in this process: what the fan-out's scanVault
+ * invocations do across instances, without the queues in between (the planner is what is measured).
+ */
+export async function scanAll(
+  settings: Settings,
+  vaults: Vaults,
+  options: { concurrency: number; keep?: boolean; telemetry?: Telemetry },
+): Promise<ScanResult> {
+  const scanner = scannerFor(settings, vaults);
+  const telemetry = options.telemetry ?? createTelemetry(settings, undefined, () => undefined);
+  const result: ScanResult = { work: [], notifications: [], workItems: 0, vaults: [] };
+  const out: ScanOutput = {
+    work: async (items) => {
+      result.workItems += items.length;
+      if (options.keep !== false) result.work.push(...items);
+    },
+    notices: async (items) => {
+      if (options.keep !== false) result.notifications.push(...items);
+    },
+  };
+  const names = vaults.names();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(options.concurrency, names.length) }, async () => {
+      while (next < names.length)
+        result.vaults.push(await scanner.scanVault(names[next++] as string, out, { telemetry }));
+    }),
+  );
+  return result;
 }
 
 export const expectedListRequests = (perVault: readonly number[]): number =>
@@ -52,10 +96,18 @@ export interface ScanRun {
   expectedListRequests: number;
   listRequests: number;
   listRequestsMatch: boolean;
+  /**
+   * The least wall time any scan can take: a vault's pages come one after another (each page's
+   * nextLink is in the previous page), vaults in parallel, so the longest vault's pages × latency.
+   */
+  floorMs: number;
   /** The scanner found as many opted-in and due secrets as were seeded. */
   planMatchesSeed: boolean;
   scanner: {
     ms: number;
+    /** CPU of the scan workers, and of the emulator (this process) meanwhile. */
+    cpuMs: number;
+    emulatorCpuMs: number;
     keyVaultRequests: number;
     scanned: number;
     optedIn: number;
@@ -63,7 +115,10 @@ export interface ScanRun {
     workItems: number;
     errors: string[];
   };
-  naive: { ms: number; keyVaultRequests: number; listRequests: number; getRequests: number };
+  naive: { ms: number; cpuMs: number; keyVaultRequests: number; listRequests: number; getRequests: number };
+  /** A separate, untimed run of the scanner under the CPU profiler: a scan worker, and the emulator. */
+  profile?: ProfileSummary;
+  emulatorProfile?: ProfileSummary;
 }
 
 /** Key Vault requests per vault by route, from the emulator's counts. */
@@ -82,59 +137,38 @@ function keyVaultCounts(env: BenchEnv, vaults: readonly Vault[]) {
   return { list, get, total };
 }
 
-/** The baseline: what a scan without list-page assessment would do. Same vault concurrency. */
-async function naiveScan(vaults: Vaults): Promise<void> {
-  await Promise.all(
-    vaults.names().map(async (name) => {
-      const { client } = vaults.get(name);
-      const names: string[] = [];
-      for await (const props of client.listPropertiesOfSecrets()) names.push(props.name);
-      for (const secret of names) await client.getSecret(secret);
-    }),
-  );
-}
-
+/**
+ * Each contestant runs in a worker process of its own (scan-child.ts), as a Functions worker would:
+ * the emulator stays in this process, as Key Vault is not on the function's CPU either.
+ */
 export async function benchScan(
   env: BenchEnv,
   total: number,
   label: string,
   latencyMs: number,
+  options: { profile?: boolean } = {},
 ): Promise<ScanRun> {
   const vaults = await createVaults(env, vaultNames(`scan${label}`, SCAN_VAULTS));
   const seeded = seedMix(env, vaults, total);
   const perVault = sizes(vaults);
-  const settings = settingsFor(env, vaults, { SCAN_CONCURRENCY: String(SCAN_VAULTS) });
-  const clients = new Vaults(settings.KEY_VAULT_URIS, env.credential);
+  const settings = settingsEnv(env, vaults, { SCAN_CONCURRENCY: String(SCAN_VAULTS) });
   const { servers } = env.azure;
   // Every Key Vault request, both contestants, until cleared (no `times`).
   servers.faults.add({ service: 'keyvault', latencyMs });
   try {
-    // One request per vault first (a name that does not exist, a route the scan does not use): the
-    // SDK's challenge round trip and the managed-identity token are then behind both contestants.
-    await Promise.all(
-      clients.names().map((n) =>
-        clients
-          .get(n)
-          .client.getSecret('bench-warm-up')
-          .catch(() => undefined),
-      ),
-    );
-
-    servers.counts.reset();
-    let started = performance.now();
-    const result: ScanResult = await scannerFor(settings, clients).scan();
-    const scanMs = performance.now() - started;
+    const reset = () => servers.counts.reset();
+    const scan = await runScanWorkers(env, { settings, mode: 'scan' }, SCAN_WORKERS, reset);
     const scanCounts = keyVaultCounts(env, vaults);
-
-    servers.counts.reset();
-    started = performance.now();
-    await naiveScan(clients);
-    const naiveMs = performance.now() - started;
+    const naive = await runScanWorkers(env, { settings, mode: 'naive' }, SCAN_WORKERS, reset);
     const naiveCounts = keyVaultCounts(env, vaults);
+    // An extra run, profiled: one worker (with its share of the vaults) and the emulator (this process).
+    const profiled = options.profile
+      ? await profile(`emulator-${label}`, () =>
+          runScanWorkers(env, { settings, mode: 'scan', profile: `scan-${label}` }, SCAN_WORKERS),
+        )
+      : undefined;
 
     const expected = expectedListRequests(perVault);
-    const sum = (f: (v: ScanResult['vaults'][number]) => number) =>
-      result.vaults.reduce((s, v) => s + f(v), 0);
     return {
       secrets: total,
       vaults: vaults.length,
@@ -144,22 +178,28 @@ export async function benchScan(
       expectedListRequests: expected,
       listRequests: scanCounts.list,
       listRequestsMatch: scanCounts.list === expected,
-      planMatchesSeed: sum((v) => v.optedIn) === seeded.optedIn && sum((v) => v.due) === seeded.due,
+      floorMs: Math.max(...perVault.map((n) => Math.max(1, Math.ceil(n / PAGE_SIZE)))) * latencyMs,
+      planMatchesSeed: scan.optedIn === seeded.optedIn && scan.due === seeded.due,
       scanner: {
-        ms: Math.round(scanMs),
+        ms: scan.wallMs,
+        cpuMs: scan.cpuMs,
+        emulatorCpuMs: scan.parentCpuMs,
         keyVaultRequests: scanCounts.total,
-        scanned: sum((v) => v.scanned),
-        optedIn: sum((v) => v.optedIn),
-        due: sum((v) => v.due),
-        workItems: result.work.length,
-        errors: result.vaults.flatMap((v) => (v.error ? [`${v.vault}: ${v.error}`] : [])),
+        scanned: scan.scanned,
+        optedIn: scan.optedIn,
+        due: scan.due,
+        workItems: scan.workItems,
+        errors: scan.errors,
       },
       naive: {
-        ms: Math.round(naiveMs),
+        ms: naive.wallMs,
+        cpuMs: naive.cpuMs,
         keyVaultRequests: naiveCounts.total,
         listRequests: naiveCounts.list,
         getRequests: naiveCounts.get,
       },
+      profile: profiled?.result.workers[0]?.profile,
+      emulatorProfile: profiled?.summary,
     };
   } finally {
     // Faults have no remove-by-id; the bench owns every fault, so clearing them all is the same.

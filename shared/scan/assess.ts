@@ -37,8 +37,12 @@ function bucketOf(exp: Date | undefined, now: Date): ExpiryBucket {
   if (!exp) return 'none';
   const days = (exp.getTime() - now.getTime()) / DAY_MS;
   if (days <= 0) return 'expired';
-  const threshold = [...EXPIRY_THRESHOLDS_DAYS].reverse().find((t) => days <= t);
-  return threshold === undefined ? 'later' : (`${threshold}d` as ExpiryBucket);
+  // Smallest threshold first; no allocation, as this runs for every secret of every scan.
+  for (let i = EXPIRY_THRESHOLDS_DAYS.length - 1; i >= 0; i--) {
+    const t = EXPIRY_THRESHOLDS_DAYS[i] as number;
+    if (days <= t) return `${t}d` as ExpiryBucket;
+  }
+  return 'later';
 }
 
 /**

@@ -1,7 +1,9 @@
+import type { SecretProperties } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import type { Vaults } from '../clients/keyvault';
 import type { Notices } from '../clients/notices';
 import { notification, type Notification } from '../notifications/notification';
+import { isTransient, TransientError } from '../errors';
 import { redactError } from '../redact';
 import type { Rotator } from '../rotators/types';
 import { EVENTS, type SecretState } from '../telemetry/events';
@@ -28,10 +30,12 @@ export interface VaultSummary {
   error?: string;
 }
 
-export interface ScanResult {
-  work: WorkItem[];
-  notifications: Notification[];
-  vaults: VaultSummary[];
+/** Where one vault's scan puts what it plans, a list page at a time. */
+export interface ScanOutput {
+  /** The rotations, revocations and reconciliations planned from one page. */
+  work(items: WorkItem[]): Promise<void>;
+  /** The first-time notices planned from one page. */
+  notices(items: Notification[]): Promise<void>;
 }
 
 export interface ScannerOptions {
@@ -39,14 +43,24 @@ export interface ScannerOptions {
   vaults: Vaults;
   rotators: ReadonlyMap<string, Rotator>;
   notices: Notices;
-  telemetry: Telemetry;
   now?: () => Date;
 }
 
+export interface ScanVaultOptions {
+  /** The invocation's telemetry: `ScanCompleted` and the per-secret events carry its invocation id. */
+  telemetry: Telemetry;
+  /**
+   * A failure that may pass (throttled out, 5xx, no answer) is thrown as a TransientError without a
+   * `ScanCompleted`, so the queue retries this vault alone. False on the last attempt: the failure is
+   * then reported (`outcome: 'failed'`) and the scan completes.
+   */
+  retryable?: boolean;
+}
+
 /**
- * The timer's planner: streams every vault's list pages (25 secrets each, tags and expiry only,
- * never a value, no per-secret GET) with bounded concurrency across vaults, and returns the work to
- * enqueue and the notices to send. Memory stays flat: a page is assessed and dropped.
+ * Plans one vault: streams its list pages (25 secrets each, tags and expiry only, never a value, no
+ * per-secret GET) and hands each page's work and notices to the output while the next page is
+ * fetched. Memory stays flat however large the vault: a page is assessed, sent and dropped.
  */
 export class Scanner {
   private readonly now: () => Date;
@@ -55,24 +69,7 @@ export class Scanner {
     this.now = options.now ?? (() => new Date());
   }
 
-  /** `telemetry`: the invocation's (its id on every event); the scanner's own by default. */
-  async scan(telemetry = this.options.telemetry): Promise<ScanResult> {
-    const result: ScanResult = { work: [], notifications: [], vaults: [] };
-    const names = this.options.vaults.names();
-    let next = 0;
-    const worker = async () => {
-      while (next < names.length) {
-        const name = names[next++] as string;
-        result.vaults.push(await this.scanVault(name, result, telemetry));
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.options.settings.SCAN_CONCURRENCY, names.length) }, worker),
-    );
-    return result;
-  }
-
-  private async scanVault(name: string, into: ScanResult, telemetry: Telemetry): Promise<VaultSummary> {
+  async scanVault(name: string, out: ScanOutput, options: ScanVaultOptions): Promise<VaultSummary> {
     const started = Date.now();
     const now = this.now();
     const summary: VaultSummary = {
@@ -91,15 +88,28 @@ export class Scanner {
       byState: {},
       durationMs: 0,
     };
+    const { telemetry } = options;
+    // The previous page's output, still being sent while this page is fetched and assessed.
+    let sending: Promise<unknown> = Promise.resolve();
+    let next: Promise<IteratorResult<SecretProperties[]>> | undefined;
     try {
       const vault = this.options.vaults.get(name);
-      for await (const page of vault.client.listPropertiesOfSecrets().byPage({ maxPageSize: 25 })) {
+      const pages = vault.client.listPropertiesOfSecrets().byPage({ maxPageSize: 25 });
+      // The next page is requested before this one is assessed: the round trip, not the
+      // assessment, is what a page costs, and a vault's pages can only be read one after another.
+      next = pages.next();
+      for (let current = await next; !current.done; current = await next) {
+        next = pages.next();
+        // Settled in the catch below if this page fails; never left rejecting unobserved.
+        next.catch(() => undefined);
+        const page = current.value;
         summary.listPages++;
+        const work: WorkItem[] = [];
+        const notices: Notification[] = [];
         for (const props of page) {
           const a = assess(vault.name, props, this.options.settings, this.options.rotators, now);
           this.count(summary, a);
-          into.work.push(...a.work);
-          summary.enqueued += a.work.length;
+          work.push(...a.work);
           if (a.findings) {
             telemetry.event(EVENTS.SecretPolicyInvalid, {
               vault: vault.name,
@@ -109,7 +119,7 @@ export class Scanner {
             });
           }
           if (a.notice && (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))) {
-            into.notifications.push(
+            notices.push(
               notification(
                 a.notice.kind,
                 { vault: vault.name, secret: a.name, recipients: a.recipients },
@@ -117,27 +127,26 @@ export class Scanner {
                 now,
               ),
             );
-            const event =
-              a.notice.kind === 'expired'
-                ? EVENTS.SecretExpired
-                : a.notice.kind === 'expiring'
-                  ? EVENTS.SecretExpiring
-                  : undefined;
-            if (event)
-              telemetry.event(event, {
-                vault: vault.name,
-                secret: a.name,
-                kind: a.kind,
-                optedIn: a.optedIn,
-                expiresOn: String(a.notice.details.expiresOn ?? a.notice.details.expiredOn ?? ''),
-                within: String(a.notice.details.within ?? 'expired'),
-              });
+            this.noticeEvent(telemetry, vault.name, a);
           }
         }
+        await sending;
+        sending = Promise.all([out.work(work), out.notices(notices)]);
+        summary.enqueued += work.length;
       }
+      await sending;
     } catch (e) {
-      // One unreachable or throttled-out vault must not stop the others; the event says why.
+      // Whatever was already sent stays sent; a retry plans it again and the worker finds it done.
+      await Promise.allSettled([sending, next]);
       summary.error = redactError(e);
+      if (options.retryable && isTransient(e)) {
+        telemetry.log('warn', `scan of vault ${name} failed; the queue retries it`, {
+          vault: name,
+          error: summary.error,
+        });
+        throw new TransientError(`scan of vault ${name} failed: ${summary.error}`, { cause: e });
+      }
+      // One unreachable or throttled-out vault must not stop the others; the event says why.
       telemetry.log('error', `scan of vault ${name} failed`, { vault: name, error: summary.error });
     }
     summary.durationMs = Date.now() - started;
@@ -149,6 +158,25 @@ export class Scanner {
       outcome: summary.error ? 'failed' : 'completed',
     });
     return summary;
+  }
+
+  private noticeEvent(telemetry: Telemetry, vault: string, a: Assessment): void {
+    if (!a.notice) return;
+    const event =
+      a.notice.kind === 'expired'
+        ? EVENTS.SecretExpired
+        : a.notice.kind === 'expiring'
+          ? EVENTS.SecretExpiring
+          : undefined;
+    if (!event) return;
+    telemetry.event(event, {
+      vault,
+      secret: a.name,
+      kind: a.kind,
+      optedIn: a.optedIn,
+      expiresOn: String(a.notice.details.expiresOn ?? a.notice.details.expiredOn ?? ''),
+      within: String(a.notice.details.within ?? 'expired'),
+    });
   }
 
   private count(s: VaultSummary, a: Assessment): void {

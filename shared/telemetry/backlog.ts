@@ -31,7 +31,10 @@ export function backlogTargets(settings: Settings, credential: TokenCredential):
     deadLetters: createBlobServiceClient(settings, credential).getContainerClient(
       STORAGE.deadLetterContainer,
     ),
-    queueNames: [STORAGE.rotationQueue, STORAGE.notificationQueue].flatMap((q) => [q, `${q}-poison`]),
+    queueNames: [STORAGE.scanQueue, STORAGE.rotationQueue, STORAGE.notificationQueue].flatMap((q) => [
+      q,
+      `${q}-poison`,
+    ]),
   };
 }
 

@@ -5,8 +5,8 @@
  * Then the Event Grid path: Key Vault events pushed to the host's webhook (Event Grid schema with a
  * retried 500, and CloudEvents).
  *
- * This file owns the function app's queues (rotation-requests, notifications and their -poison queues)
- * in the shared Azurite; no other test may use those names.
+ * This file owns the function app's queues (scan-requests, rotation-requests, notifications and their
+ * -poison queues) in the shared Azurite; no other test may use those names.
  */
 import { randomBytes } from 'node:crypto';
 import { SecretClient } from '@azure/keyvault-secrets';
@@ -37,7 +37,10 @@ const storage = () => {
   if (!cs) throw new Error('AZURITE_CONNECTION_STRING is not set (tests/support/globalSetup.ts)');
   return cs;
 };
-const QUEUES = [STORAGE.rotationQueue, STORAGE.notificationQueue].flatMap((q) => [q, `${q}-poison`]);
+const QUEUES = [STORAGE.scanQueue, STORAGE.rotationQueue, STORAGE.notificationQueue].flatMap((q) => [
+  q,
+  `${q}-poison`,
+]);
 
 let demo: Demo;
 let host: LocalFunctionHost;
@@ -123,11 +126,21 @@ afterAll(async () => {
 });
 
 describe('one timer tick, queues drained', () => {
-  test('every invocation succeeded: the scan planned three rotations and two notices for four channels', () => {
+  test('every invocation succeeded: the vault scans planned three rotations and two notices for four channels', () => {
     expect(cycleInvocations.filter((i) => i.status === 'failed')).toEqual([]);
-    const scans = cycleInvocations.filter((i) => i.functionName === 'scanVaults');
-    expect(scans).toHaveLength(1);
-    expect(scans[0]!.outputs).toEqual({ [STORAGE.rotationQueue]: 3, [STORAGE.notificationQueue]: 8 });
+    const ticks = cycleInvocations.filter((i) => i.functionName === 'scanVaults');
+    expect(ticks).toHaveLength(1);
+    // The timer fans out: one scan request per vault, each vault scanned by an invocation of its own.
+    expect(ticks[0]!.outputs).toEqual({ [STORAGE.scanQueue]: 2 });
+    const scans = cycleInvocations.filter((i) => i.functionName === 'scanVault');
+    expect(scans).toHaveLength(2);
+    // They enqueue as they page (not through output bindings): one ScanCompleted per vault says what.
+    for (const s of scans) expect(s.outputs).toEqual({});
+    const completed = host.events.filter((e) => e.name === 'ScanCompleted');
+    expect(completed.map((e) => e.dimensions.vault).sort()).toEqual(Object.values(DEMO_VAULTS).sort());
+    expect(completed.map((e) => e.invocationId).sort()).toEqual(scans.map((s) => s.invocationId).sort());
+    expect(completed.every((e) => e.dimensions.outcome === 'completed')).toBe(true);
+    expect(completed.reduce((n, e) => n + Number(e.dimensions.enqueued), 0)).toBe(3);
     const rotations = cycleInvocations.filter((i) => i.functionName === 'rotateSecret');
     expect(rotations).toHaveLength(3);
     // Each rotation enqueued its `rotated` notice for teams, webhook, email and the Event Grid topic.

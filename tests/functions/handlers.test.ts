@@ -1,5 +1,5 @@
 /**
- * The three queue/Event Grid handlers, called directly as the Functions host would call them: a real
+ * The queue/Event Grid handlers, called directly as the Functions host would call them: a real
  * InvocationContext (test mode of @azure/functions), the demo tenant's app settings in process.env,
  * local Azure for the vaults and providers, the shared Azurite for the lock blobs. What the host would
  * do with the result (retry, write the output queues) is read from the context: a thrown error means
@@ -14,6 +14,7 @@ import { DEMO_SECRETS, DEMO_VAULTS, seedDemo, seedDemoPat, type Demo } from '../
 import { notificationPoisonQueue, notificationQueue, rotationPoisonQueue } from '../../functions/common';
 import { onKeyVaultEvent } from '../../functions/onKeyVaultEvent';
 import { rotateSecret } from '../../functions/rotateSecret';
+import { scanVault } from '../../functions/scanVault';
 import { sendNotifications } from '../../functions/sendNotifications';
 import { MAX_DEQUEUE_COUNT, STORAGE, TAGS } from '../../shared/constants';
 import { TransientError } from '../../shared/errors';
@@ -646,6 +647,22 @@ describe('sendNotifications', () => {
       }),
     ]);
     expect(delivered(m.notification.id)).toEqual([]);
+  });
+});
+
+describe('scanVault', () => {
+  test.each([
+    ['not an object', 'kv-apps', /message: /],
+    ['a vault that is not configured', { vault: 'kv-elsewhere' }, /"kv-elsewhere" is not configured/],
+    ['an unknown field', { vault: DEMO_VAULTS.apps, evil: true }, /evil/],
+  ])('a bad request (%s) is reported and completes: nothing is scanned or enqueued', async (_, m, why) => {
+    azure().servers.counts.reset();
+    const run = await invoke(scanVault as Handler, 'scanVault', m);
+    expect(run.error).toBeUndefined();
+    expect(lines(run, 'error')).toEqual([expect.stringMatching(why)]);
+    expect(eventLine(run, 'ScanCompleted')).toBeUndefined();
+    const kv = Object.keys(azure().servers.counts.snapshot()).filter((l) => l.startsWith('keyvault/'));
+    expect(kv).toEqual([]);
   });
 });
 

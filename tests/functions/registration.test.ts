@@ -43,6 +43,7 @@ test('the programming model is set once, by @azure/functions v4, before the func
   });
   expect(app.core.registrations.map((r) => r.metadata.name)).toEqual([
     'scanVaults',
+    'scanVault',
     'onKeyVaultEvent',
     'rotateSecret',
     'sendNotifications',
@@ -50,7 +51,7 @@ test('the programming model is set once, by @azure/functions v4, before the func
   for (const r of app.core.registrations) expect(typeof r.handler).toBe('function');
 });
 
-test('scanVaults: a timer on %SCAN_SCHEDULE% with exponential-backoff retries, writing both queues', () => {
+test('scanVaults: a timer on %SCAN_SCHEDULE% with exponential-backoff retries, writing scan-requests', () => {
   const [trigger, ...more] = bindings('scanVaults', 'in');
   expect(more).toHaveLength(0);
   expect(trigger).toMatchObject({ type: 'timerTrigger', direction: 'in', schedule: '%SCAN_SCHEDULE%' });
@@ -61,10 +62,20 @@ test('scanVaults: a timer on %SCAN_SCHEDULE% with exponential-backoff retries, w
     minimumInterval: { seconds: 30 },
     maximumInterval: { seconds: 300 },
   });
-  expect(outputQueues('scanVaults')).toEqual([
-    'queue:notifications@AzureWebJobsStorage',
-    'queue:rotation-requests@AzureWebJobsStorage',
+  expect(outputQueues('scanVaults')).toEqual(['queue:scan-requests@AzureWebJobsStorage']);
+});
+
+test('scanVault: the scan-requests queue; it writes its work from code as it pages, no output bindings', () => {
+  expect(bindings('scanVault', 'in')).toEqual([
+    expect.objectContaining({
+      type: 'queueTrigger',
+      direction: 'in',
+      queueName: 'scan-requests',
+      connection: 'AzureWebJobsStorage',
+    }),
   ]);
+  expect(metadata('scanVault').retryOptions).toBeUndefined();
+  expect(bindings('scanVault', 'out')).toEqual([]);
 });
 
 test('onKeyVaultEvent: an Event Grid trigger writing notifications, without retry options', () => {

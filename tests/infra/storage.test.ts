@@ -6,6 +6,7 @@ const storage = readInfra('app/storage.bicep');
 
 describe('storage account', () => {
   test('queue and container names equal the STORAGE constants', () => {
+    expect(stringVariable(storage, 'scanQueueName')).toBe(STORAGE.scanQueue);
     expect(stringVariable(storage, 'rotationQueueName')).toBe(STORAGE.rotationQueue);
     expect(stringVariable(storage, 'notificationQueueName')).toBe(STORAGE.notificationQueue);
     expect(stringVariable(storage, 'lockContainerName')).toBe(STORAGE.lockContainer);

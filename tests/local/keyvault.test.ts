@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import { DOCUMENTED_LIMITS } from '../../local/azure/services/keyvault-throttle';
 import { RESOURCES } from '../../local/azure/tokens';
 import type { KeyVaultRole } from '../../local/azure/state';
 import { appCredential, useLocalAzure } from '../support/localAzure';
@@ -554,5 +555,79 @@ describe('api-version and throttling', () => {
     expect(exchanges.map((x) => x.status)).toEqual([429, 200]);
     expect(exchanges[0]?.retryAfter).toBe('1');
     expect(exchanges[1]!.at - exchanges[0]!.at).toBeGreaterThanOrEqual(900);
+  });
+});
+
+describe('service limits (throttling), per vault and per subscription', () => {
+  const limits = () => azure().keyVaultThrottle.limits;
+  afterEach(() => Object.assign(limits(), DOCUMENTED_LIMITS));
+
+  test('the documented limits are on by default: 300 creates and 4,000 others per 10 s per vault', () => {
+    expect(DOCUMENTED_LIMITS).toEqual({
+      createPerVault: 300,
+      otherPerVault: 4_000,
+      perSubscription: 20_000,
+      windowMs: 10_000,
+    });
+    expect(limits()).toEqual(DOCUMENTED_LIMITS);
+  });
+
+  test('past the vault limit: 429 Throttled, the real body and Retry-After; a refused request does not count', async () => {
+    await officer.setSecret('limited', 'v');
+    const { exchanges, options } = recorder();
+    const client = clientFor('officer', { ...options, retryOptions: { maxRetries: 0 } });
+    await client.getSecret('limited'); // the challenge, before the limit is set
+    Object.assign(limits(), { otherPerVault: 3, windowMs: 1_500 });
+    exchanges.length = 0;
+    for (let i = 0; i < 3; i++) await client.getSecret('limited');
+    const refused = await failure(client.getSecret('limited'));
+    expect(refused.statusCode).toBe(429);
+    expect(refused.code).toBe('Throttled');
+    expect(refused.message).toBe(
+      'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
+    );
+    const retryAfter = Number(exchanges.at(-1)?.retryAfter);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(2);
+    // Refused again at once (it did not count, but the window is still full) …
+    expect((await failure(client.getSecret('limited'))).statusCode).toBe(429);
+    // … and another vault has its own budget.
+    await clientFor('officer', {}, PAGING_VAULT).getSecret('page-00');
+  });
+
+  test('the SDK honours Retry-After and the operation succeeds', async () => {
+    const { exchanges, options } = recorder();
+    const client = clientFor('officer', options);
+    await client.setSecret('limited-sdk', 'v');
+    Object.assign(limits(), { otherPerVault: 2, windowMs: 1_000 });
+    exchanges.length = 0;
+    for (let i = 0; i < 3; i++) expect((await client.getSecret('limited-sdk')).value).toBe('v');
+    expect(exchanges.map((x) => x.status)).toEqual([200, 200, 429, 200]);
+    expect(exchanges[3]!.at - exchanges[2]!.at).toBeGreaterThanOrEqual(900);
+  });
+
+  test('creates have a budget of their own (300 per 10 s documented); reads go on meanwhile', async () => {
+    const client = clientFor('officer', { retryOptions: { maxRetries: 0 } });
+    await client.getSecret('limited').catch(() => undefined);
+    Object.assign(limits(), { createPerVault: 2, windowMs: 5_000 });
+    await client.setSecret('create-a', '1');
+    await client.setSecret('create-b', '2');
+    expect((await failure(client.setSecret('create-c', '3'))).statusCode).toBe(429);
+    expect((await client.getSecret('create-b')).value).toBe('2');
+    expect(azure().state.vaults.get(VAULT)?.secrets.has('create-c')).toBe(false);
+  });
+
+  test('the subscription-wide limit (5× a vault) spans every vault', async () => {
+    const a = clientFor('officer', { retryOptions: { maxRetries: 0 } });
+    const b = clientFor('officer', { retryOptions: { maxRetries: 0 } }, PAGING_VAULT);
+    await a.getSecret('limited');
+    await b.getSecret('page-00');
+    Object.assign(limits(), { perSubscription: 3, windowMs: 5_000 });
+    await a.getSecret('limited');
+    await b.getSecret('page-00');
+    await a.getSecret('limited');
+    const refused = await failure(b.getSecret('page-00'));
+    expect(refused.statusCode).toBe(429);
+    expect(refused.message).toMatch(/Reason: SubscriptionRequestLimitReached$/);
   });
 });

@@ -13,6 +13,7 @@ import {
 import { audienceMatches, decodeJwt, JwtClaims, JwtError } from '../jwt';
 import { DeletedSecret, KeyVaultRole, newHexToken, SecretVersion, Vault } from '../state';
 import { RESOURCES } from '../tokens';
+import type { NameOrderedMap } from './keyvault-store';
 
 /** api-versions this emulator serves (the SDK sends `api%2Dversion`; URLSearchParams decodes it). */
 export const KEY_VAULT_API_VERSIONS = ['7.6', '2025-07-01', '2026-04-01'] as const;
@@ -117,13 +118,6 @@ interface Call {
 
 const last = (versions: SecretVersion[]): SecretVersion => versions[versions.length - 1] as SecretVersion;
 
-/** Secret names are case-insensitive in Key Vault; the first spelling is kept. */
-function findKey(map: Map<string, unknown>, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (const key of map.keys()) if (key.toLowerCase() === lower) return key;
-  return undefined;
-}
-
 /** Page size and position for list routes: `maxresults` (≤ 25) and an opaque `$skiptoken`. */
 function pageWindow(req: EmulatorRequest): { start: number; size: number } {
   const raw = req.query.get('maxresults');
@@ -181,24 +175,28 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
     ...properties(name, last(d.versions), withVersion),
   });
 
-  /** `{value, nextLink}` with an absolute nextLink, as Key Vault pages every list. */
-  /** One page of `items`; only that page is rendered, so listing a large vault stays cheap per page. */
-  const page = <T, R>(call: Call, items: readonly T[], render: (item: T) => R) => {
+  /**
+   * One page, `{value, nextLink}` with an absolute nextLink, as Key Vault pages every list. Only that
+   * page is read and rendered, so listing a large vault costs the same per page however large it is.
+   */
+  const page = <T, R>(
+    call: Call,
+    total: number,
+    read: (start: number, end: number) => readonly T[],
+    render: (item: T) => R,
+  ) => {
     const { start, size } = pageWindow(call.req);
     const end = start + size;
     const nextLink =
-      end < items.length
+      end < total
         ? `${vault.url}${call.req.path}?api-version=${call.apiVersion}&$skiptoken=${skipToken(end)}&maxresults=${size}`
         : null;
-    return json(200, { value: items.slice(start, end).map(render), nextLink });
+    return json(200, { value: read(start, end).map(render), nextLink });
   };
 
-  /** Case-insensitive ordinal order, as Key Vault lists; upper-cased once per name, not per comparison. */
-  const sortedByName = <T>(map: Map<string, T>): [string, T][] =>
-    [...map]
-      .map((entry) => [entry[0].toUpperCase(), entry] as const)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([, entry]) => entry);
+  /** A NameOrderedMap's page, in Key Vault's case-insensitive ordinal order. */
+  const listed = <T, R>(call: Call, map: NameOrderedMap<T>, render: (entry: [string, T]) => R) =>
+    page(call, map.size, (start, end) => map.range(start, end), render);
 
   const notFound = (what: string) =>
     kvError(
@@ -210,7 +208,7 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
     kvError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`);
 
   const active = (name: string): { key: string; versions: SecretVersion[] } => {
-    const key = findKey(vault.secrets, name);
+    const key = vault.secrets.keyOf(name);
     const versions = key === undefined ? undefined : vault.secrets.get(key);
     if (key === undefined || !versions?.length) throw notFound(name);
     return { key, versions };
@@ -227,7 +225,7 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
   };
 
   const deleted = (name: string): { key: string; secret: DeletedSecret } => {
-    const key = findKey(vault.deleted, name);
+    const key = vault.deleted.keyOf(name);
     const secret = key === undefined ? undefined : vault.deleted.get(key);
     if (key === undefined || !secret) throw deletedNotFound(name);
     return { key, secret };
@@ -288,12 +286,21 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
     return undefined;
   };
 
+  /**
+   * Tokens already validated, until they expire: Key Vault caches validation too, and checking an RS256
+   * signature on every request was most of this emulator's own cost per request. Bounded.
+   */
+  const validated = new Map<string, Caller & { exp: number }>();
+
   const authenticate = (req: EmulatorRequest): Caller => {
     const token = bearerToken(req);
     if (!token) throw unauthorized(MESSAGES.missingToken);
+    const known = validated.get(token);
+    if (known && known.exp > Date.now() / 1000) return known;
+    let caller: Caller;
     try {
       const { principal } = em.tokens.verify(token, [RESOURCES.keyVault]);
-      return { appId: principal.appId, objectId: principal.objectId };
+      caller = { appId: principal.appId, objectId: principal.objectId };
     } catch (e) {
       if (!(e instanceof JwtError)) throw e;
       const problem = tokenProblem(token);
@@ -301,8 +308,11 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
       // A sound token whose principal has since been deleted: Key Vault does not look principals
       // up, it just finds no role assignment for the token's oid (403 below).
       const claims = decodeJwt(token);
-      return { appId: String(claims.appid), objectId: String(claims.oid) };
+      caller = { appId: String(claims.appid), objectId: String(claims.oid) };
     }
+    if (validated.size >= 64) validated.delete(validated.keys().next().value as string);
+    validated.set(token, { ...caller, exp: Number(decodeJwt(token).exp) });
+    return caller;
   };
 
   const authorize = (caller: Caller, action: Action, name: string) => {
@@ -332,6 +342,8 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
       const apiVersion = checkApiVersion(req);
       // Before anything that reads the path or body: the SDK's first request is an empty probe.
       const caller = authenticate(req);
+      // Authenticated transactions count against the vault's limits; a refused one counts nowhere.
+      em.keyVaultThrottle.take(vault.name, action === 'setSecret');
       const name = req.params.name ?? '';
       if (name && !SECRET_NAME.test(name))
         throw badParameter(`The request URI contains an invalid name: ${name}`);
@@ -343,14 +355,14 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
 
   const setSecret = (call: Call) => {
     const body = parseBody(call.req, setSchema);
-    if (findKey(vault.deleted, call.name) !== undefined) {
+    if (vault.deleted.keyOf(call.name) !== undefined) {
       throw kvError(
         409,
         'Conflict',
         `Secret ${call.name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
       );
     }
-    const key = findKey(vault.secrets, call.name) ?? call.name;
+    const key = vault.secrets.keyOf(call.name) ?? call.name;
     const now = em.clock.nowSeconds();
     const secret: SecretVersion = {
       version: newHexToken(16),
@@ -419,16 +431,22 @@ export function keyVaultRouter(em: Emulator, vault: Vault): Router {
   };
 
   const listSecrets = (call: Call) =>
-    page(call, sortedByName(vault.secrets), ([name, versions]) => properties(name, last(versions), false));
+    listed(call, vault.secrets, ([name, versions]) => properties(name, last(versions), false));
 
   const listVersions = (call: Call) => {
     // Key Vault lists no versions (rather than 404) for a name it does not know.
-    const key = findKey(vault.secrets, call.name) ?? call.name;
-    return page(call, vault.secrets.get(key) ?? [], (v) => properties(key, v, true));
+    const key = vault.secrets.keyOf(call.name) ?? call.name;
+    const versions = vault.secrets.get(key) ?? [];
+    return page(
+      call,
+      versions.length,
+      (start, end) => versions.slice(start, end),
+      (v) => properties(key, v, true),
+    );
   };
 
   const listDeleted = (call: Call) =>
-    page(call, sortedByName(vault.deleted), ([name, d]) => deletedBundle(name, d, false));
+    listed(call, vault.deleted, ([name, d]) => deletedBundle(name, d, false));
 
   const getDeleted = (call: Call) => {
     const { key, secret } = deleted(call.name);

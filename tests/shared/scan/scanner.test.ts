@@ -2,12 +2,33 @@ import { randomBytes } from 'node:crypto';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { BlobNotices } from '../../../shared/clients/notices';
 import { ROTATORS } from '../../../shared/rotators';
-import { Scanner } from '../../../shared/scan/scanner';
-import { createTelemetry } from '../../../shared/telemetry/telemetry';
+import { TransientError } from '../../../shared/errors';
+import type { Notification } from '../../../shared/notifications/notification';
+import { Scanner, type ScanOutput } from '../../../shared/scan/scanner';
+import { createTelemetry, type Telemetry } from '../../../shared/telemetry/telemetry';
+import type { WorkItem } from '../../../shared/work';
 import { useLocalAzure } from '../../support/localAzure';
 import { createEngine, DAY, seedTenant } from '../../support/tenant';
 
 const azure = useLocalAzure();
+
+/** An output that records each call, so a test sees what was sent page by page. */
+function recorder() {
+  const calls: { work: WorkItem[][]; notices: Notification[][] } = { work: [], notices: [] };
+  const out: ScanOutput = {
+    work: async (items) => void calls.work.push(items),
+    notices: async (items) => void calls.notices.push(items),
+  };
+  return { out, calls, work: () => calls.work.flat(), notifications: () => calls.notices.flat() };
+}
+
+/** Every configured vault, one after the other, into one recorder. */
+async function scanEach(scanner: Scanner, names: string[], telemetry: Telemetry) {
+  const r = recorder();
+  const vaults = [];
+  for (const name of names) vaults.push(await scanner.scanVault(name, r.out, { telemetry }));
+  return { ...r, vaults };
+}
 
 function addSecrets(
   vaultName: string,
@@ -47,11 +68,11 @@ test('the scan reads list pages only (ceil(n/25) per vault, no per-secret GET) a
     vaults,
     rotators: ROTATORS,
     notices: new BlobNotices(container),
-    telemetry,
     now: () => new Date(azure().clock.now()),
   });
+  const scan = () => scanEach(scanner, [tenant.vaultName], telemetry);
   azure().servers.counts.reset();
-  const first = await scanner.scan();
+  const first = await scan();
 
   const counts = azure().servers.counts.snapshot();
   const kv = Object.entries(counts).filter(([label]) => label.startsWith(`keyvault/${tenant.vaultName}`));
@@ -61,7 +82,15 @@ test('the scan reads list pages only (ceil(n/25) per vault, no per-secret GET) a
   });
   // +1: the SDK's first request is the unauthenticated challenge.
   expect(first.vaults[0]).toMatchObject({ scanned: secretsInVault, optedIn: 3, due: 3, listPages: 3 });
-  expect(first.work.map((w) => `${w.op}:${w.secret}`).sort()).toEqual(
+  // Sent page by page as the scan goes: one batch per list page, nothing held for the end.
+  expect(first.calls.work).toHaveLength(3);
+  expect(first.calls.notices).toHaveLength(3);
+  expect(
+    first
+      .work()
+      .map((w) => `${w.op}:${w.secret}`)
+      .sort(),
+  ).toEqual(
     ['rotate:adf-databricks-pat', 'rotate:etl-sp-oauth-secret', 'rotate:reporting-app-secret'].sort(),
   );
   expect(
@@ -75,43 +104,61 @@ test('the scan reads list pages only (ceil(n/25) per vault, no per-secret GET) a
 
   // Secrets that are not opted in are announced once per threshold: a second scan sends nothing new.
   addSecrets(tenant.vaultName, 2, () => ({ owner: 'team-a' }), 5);
-  const second = await scanner.scan();
+  const second = await scan();
   expect(
-    second.notifications
+    second
+      .notifications()
       .filter((n) => n.kind === 'expiring')
       .map((n) => n.secret)
       .sort(),
   ).toEqual(['bulk-0', 'bulk-1']);
-  const third = await scanner.scan();
-  expect(third.notifications.filter((n) => n.kind === 'expiring')).toEqual([]);
+  const third = await scan();
+  expect(third.notifications().filter((n) => n.kind === 'expiring')).toEqual([]);
   azure().clock.advance(4.5 * DAY);
-  const fourth = await scanner.scan();
-  const bulk = fourth.notifications.filter((n) => n.kind === 'expiring' && n.secret.startsWith('bulk-'));
+  const fourth = await scan();
+  const bulk = fourth.notifications().filter((n) => n.kind === 'expiring' && n.secret.startsWith('bulk-'));
   expect(bulk.map((n) => n.details.within)).toEqual(['1d', '1d']);
   // The opted-in secrets were never rotated in this test: below their window, owners hear it.
   expect(
-    fourth.notifications.filter((n) => !n.secret.startsWith('bulk-')).map((n) => n.details.reason),
+    fourth
+      .notifications()
+      .filter((n) => !n.secret.startsWith('bulk-'))
+      .map((n) => n.details.reason),
   ).toEqual(Array(3).fill('rotation has not succeeded yet'));
 });
 
-test('one unreachable vault does not stop the scan of the others', async () => {
+test('an unreachable vault: retried alone while attempts remain, then reported failed; others unaffected', async () => {
   const tenant = await seedTenant(azure());
   const settings = {
     ...tenant.settings,
     KEY_VAULT_URIS: [...tenant.settings.KEY_VAULT_URIS, { name: 'gone', url: 'https://localhost:1' }],
   };
   const { vaults } = createEngine({ ...tenant, settings });
+  const lines: string[] = [];
+  const telemetry = createTelemetry(settings, undefined, (_l, line) => lines.push(line));
   const scanner = new Scanner({
     settings,
     vaults,
     rotators: ROTATORS,
     notices: { firstTime: async () => true },
-    telemetry: createTelemetry(settings, undefined, () => undefined),
     now: () => new Date(azure().clock.now()),
   });
-  const result = await scanner.scan();
-  const byVault = Object.fromEntries(result.vaults.map((v) => [v.vault, v]));
-  expect(byVault.gone?.error).toBeDefined();
-  expect(byVault[tenant.vaultName]).toMatchObject({ scanned: 3, due: 3 });
-  expect(result.work).toHaveLength(3);
+  const completed = () => lines.filter((l) => l.startsWith('[ScanCompleted]'));
+
+  const retried = recorder();
+  await expect(scanner.scanVault('gone', retried.out, { telemetry, retryable: true })).rejects.toThrow(
+    TransientError,
+  );
+  // Not reported yet: the queue retries it, and one ScanCompleted per vault scan is the contract.
+  expect(completed()).toEqual([]);
+
+  const last = await scanner.scanVault('gone', retried.out, { telemetry, retryable: false });
+  expect(last.error).toBeDefined();
+  expect(completed()).toEqual([expect.stringMatching(/vault=gone .*outcome=failed/)]);
+
+  const other = recorder();
+  const ok = await scanner.scanVault(tenant.vaultName, other.out, { telemetry, retryable: true });
+  expect(ok).toMatchObject({ scanned: 3, due: 3 });
+  expect(other.work()).toHaveLength(3);
+  expect(completed()[1]).toMatch(new RegExp(`vault=${tenant.vaultName} .*outcome=completed`));
 });
