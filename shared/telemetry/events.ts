@@ -98,7 +98,7 @@ export const EVENT_DIMENSIONS = {
     ...ERROR_DIMENSIONS,
   ],
   /**
-   * `queue`: where the message was (`rotation-requests`, `notifications`, or `event-grid` for a Key
+   * `queue`: where the message was (`scan-requests`, `rotation-requests`, `notifications`, or `event-grid` for a Key
    * Vault event); `poisonQueue`: where it is now (a `-poison` queue, the dead-letter container, or
    * `dropped` for a malformed Key Vault event); `cause`: `malformed`, `retries-exhausted` or
    * `dead-lettered`.
