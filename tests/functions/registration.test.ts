@@ -65,7 +65,7 @@ test('scanVaults: a timer on %SCAN_SCHEDULE% with exponential-backoff retries, w
   expect(outputQueues('scanVaults')).toEqual(['queue:scan-requests@AzureWebJobsStorage']);
 });
 
-test('scanVault: the scan-requests queue; it writes its work from code as it pages, no output bindings', () => {
+test('scanVault: the scan-requests queue; it writes its work from code as it pages; a malformed request is parked', () => {
   expect(bindings('scanVault', 'in')).toEqual([
     expect.objectContaining({
       type: 'queueTrigger',
@@ -75,7 +75,10 @@ test('scanVault: the scan-requests queue; it writes its work from code as it pag
     }),
   ]);
   expect(metadata('scanVault').retryOptions).toBeUndefined();
-  expect(bindings('scanVault', 'out')).toEqual([]);
+  // Its work goes out from code as it pages; the one output binding parks a malformed request.
+  expect(bindings('scanVault', 'out')).toEqual([
+    expect.objectContaining({ type: 'queue', queueName: 'scan-requests-poison' }),
+  ]);
 });
 
 test('onKeyVaultEvent: an Event Grid trigger writing notifications, without retry options', () => {

@@ -16,6 +16,9 @@ const settings = parseSettings({
 const now = new Date('2026-11-23T12:00:00Z');
 const days = (n: number) => new Date(now.getTime() + n * 86_400_000);
 const APP = { 'rotation-kind': 'entra-app-secret', 'entra-app-id': '556f09ac-025b-45eb-a50b-bc181eb8752b' };
+// Entra key ids are GUIDs; the state tags are validated per kind.
+const K1 = '0f3c2a4e-1b5d-4e6f-8a9b-0c1d2e3f4a5b';
+const K2 = '7a8b9c0d-1e2f-4a3b-9c4d-5e6f7a8b9c0d';
 const state = (over: Partial<SecretProperties>) =>
   assess(
     'kv1',
@@ -42,8 +45,8 @@ test.each([
     {
       tags: {
         ...APP,
-        'credential-id': 'k2',
-        'previous-credential-id': 'k1',
+        'credential-id': K2,
+        'previous-credential-id': K1,
         'revoke-previous-after': days(1).toISOString(),
       },
       expiresOn: days(80),
@@ -55,8 +58,8 @@ test.each([
     {
       tags: {
         ...APP,
-        'credential-id': 'k2',
-        'previous-credential-id': 'k1',
+        'credential-id': K2,
+        'previous-credential-id': K1,
         'revoke-previous-after': days(-1).toISOString(),
       },
       expiresOn: days(80),
