@@ -208,7 +208,13 @@ export class RotationEngine {
         vault,
         current,
         policy: result.policy,
-        ctx: { vaultName: vault.name, secretName: req.secret, currentValue: current.value ?? '' },
+        ctx: {
+          vaultName: vault.name,
+          secretName: req.secret,
+          currentValue: current.value ?? '',
+          credentialId: result.policy.state.credentialId,
+          previousCredentialId: result.policy.state.previousCredentialId,
+        },
         rotationId,
         now: this.now(),
         // The setting wins: an operator's global dry run is never overridden by a message.
@@ -283,7 +289,12 @@ export class RotationEngine {
         rotator.create(
           policy.target,
           ctx,
-          { lifetimeSeconds, expiresAt: new Date(s.now.getTime() + lifetimeSeconds * 1000), marker },
+          {
+            lifetimeSeconds,
+            expiresAt: new Date(s.now.getTime() + lifetimeSeconds * 1000),
+            marker,
+            now: s.now,
+          },
           this.options.deps,
         ),
       );
@@ -306,7 +317,7 @@ export class RotationEngine {
         : {}),
     };
     try {
-      await step('verify', () => this.verifyWithRetry(rotator, policy.target, created.value));
+      await step('verify', () => this.verifyWithRetry(rotator, policy.target, created));
       await step('store', () =>
         s.vault.client.setSecret(ctx.secretName, created.value, {
           expiresOn: created.expiresAt,
@@ -371,11 +382,11 @@ export class RotationEngine {
     }
   }
 
-  private async verifyWithRetry(rotator: Rotator, target: unknown, value: string): Promise<void> {
+  private async verifyWithRetry(rotator: Rotator, target: unknown, created: NewCredential): Promise<void> {
     const { attempts, delayMs } = this.verifyPolicy;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await rotator.verify(target, value, this.options.deps);
+        return await rotator.verify(target, created.value, this.options.deps, created);
       } catch (e) {
         if (attempt >= attempts) throw e;
         await sleep(delayMs * 2 ** (attempt - 1));

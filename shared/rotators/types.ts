@@ -18,10 +18,21 @@ export interface CredentialInfo {
   marker?: string;
 }
 
+/**
+ * What a Databricks token may call: `scopes` undefined means every API its owner can call. A
+ * successor always gets exactly its predecessor's scopes and autoscope setting, never wider.
+ */
+export interface TokenScopes {
+  scopes?: string[];
+  autoscope: boolean;
+}
+
 export interface NewCredential {
   id: string;
   value: string;
   expiresAt: Date;
+  /** The scopes it was created with, for kinds whose credentials carry scopes. */
+  scopes?: TokenScopes;
 }
 
 /** What every rotator gets: the service's clients, created once per process. */
@@ -39,6 +50,9 @@ export interface SecretContext {
   secretName: string;
   /** The value of the current version: some providers authenticate with it (a PAT creates its successor). */
   currentValue: string;
+  /** The provider ids the vault references (state tags): never revoked to make room at a limit. */
+  credentialId?: string;
+  previousCredentialId?: string;
 }
 
 /**
@@ -67,11 +81,14 @@ export interface Rotator<Target = unknown> {
     target: Target,
     ctx: SecretContext,
     /** The lifetime asked for, both as seconds (Databricks) and as an end date (Graph). */
-    request: { lifetimeSeconds: number; expiresAt: Date; marker: string },
+    request: { lifetimeSeconds: number; expiresAt: Date; marker: string; now?: Date },
     deps: RotatorDeps,
   ): Promise<NewCredential>;
-  /** Resolves if the credential works; throws (a TransientError while it may still propagate) if not. */
-  verify(target: Target, value: string, deps: RotatorDeps): Promise<void>;
+  /**
+   * Resolves if the credential works; throws (a TransientError while it may still propagate) if not.
+   * Given the `created` credential, it also proves the value reaches what its scopes allow.
+   */
+  verify(target: Target, value: string, deps: RotatorDeps, created?: NewCredential): Promise<void>;
   /** Revokes a credential; an unknown id counts as revoked (idempotent). */
   revoke(target: Target, credentialId: string, ctx: SecretContext, deps: RotatorDeps): Promise<void>;
   /** The credentials that exist for the target now, for reconciliation. */
