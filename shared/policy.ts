@@ -147,6 +147,14 @@ export function readPolicy(
     }
   }
 
+  // Scopes exist only on Databricks credentials; elsewhere the tag would be silently ignored.
+  if (tags[TAGS.databricksScopes] !== undefined && !rotator.kind.startsWith('databricks-')) {
+    findings.push({
+      tag: TAGS.databricksScopes,
+      reason: `only databricks-pat and databricks-sp-secret credentials have scopes; for ${rotator.kind} it would be ignored`,
+    });
+  }
+
   // Our own state tags, if unreadable, must stop the rotation: a lost grace period would revoke early.
   for (const tag of [TAGS.revokePreviousAfter] as const) {
     if (tags[tag] && parseDate(tags[tag]) === undefined) {
