@@ -17,7 +17,8 @@ export class CredentialLimitError extends PermanentError {
     readonly inTheWay: CredentialInfo[],
     options?: { cause?: unknown },
   ) {
-    const shown = inTheWay.slice(0, 10).map((c) => c.id + (c.marker ? ` (${c.marker})` : ''));
+    // Markers are provider comments anyone could write: shown short, as a hint only.
+    const shown = inTheWay.slice(0, 10).map((c) => c.id + (c.marker ? ` (${c.marker.slice(0, 80)})` : ''));
     const more = inTheWay.length > shown.length ? ` and ${inTheWay.length - shown.length} more` : '';
     super(
       `the provider limit of ${limit} is reached, and none of the existing credentials can be shown to be ` +
@@ -30,9 +31,10 @@ export class CredentialLimitError extends PermanentError {
 /**
  * Whether a credential may be revoked to make room for a new one. Only the vault's references are
  * known for sure, and the issuance record is not in yet: so only expired credentials that neither
- * the current nor the previous version names. With an unknown current id nothing is freed.
+ * the current nor the previous version names. With an unknown current id nothing is freed. This is
+ * the one place to switch to the issuance record (it may answer asynchronously).
  */
-export function mayFree(c: CredentialInfo, ctx: SecretContext, now: Date): boolean {
+export function mayFree(c: CredentialInfo, ctx: SecretContext, now: Date): boolean | Promise<boolean> {
   if (!ctx.credentialId || c.id === ctx.credentialId || c.id === ctx.previousCredentialId) return false;
   return c.expiresAt !== undefined && c.expiresAt.getTime() <= now.getTime();
 }
@@ -59,7 +61,8 @@ export async function createWithRoom(
   } catch (e) {
     if (!limit.reached(e)) throw e;
     const existing = await ops.list();
-    const free = existing.filter((c) => mayFree(c, ops.ctx, ops.now));
+    const free: CredentialInfo[] = [];
+    for (const c of existing) if (await mayFree(c, ops.ctx, ops.now)) free.push(c);
     if (free.length === 0) throw new CredentialLimitError(limit.name, existing, { cause: e });
     for (const c of free) await ops.revoke(c.id);
     try {
