@@ -23,8 +23,6 @@ interface Target {
   origin: string;
   /** The service principal that owns the PAT, when the rotator authenticates as it through Entra. */
   ownerAppId?: string;
-  /** From `databricks-scopes`: used only when the current PAT's own scopes cannot be read. */
-  scopesTag?: TokenScopes;
 }
 
 /** Databricks caps the live PATs one principal holds in a workspace. */
@@ -144,19 +142,22 @@ export const databricksPat: Rotator<Target> = {
         tag: TAGS.databricksPatOwner,
         reason: `"${owner}": ${ownerParsed.error.issues[0]?.message}`,
       });
+    // Read at create time from the context (not part of the target, whose key the issuance record uses).
     const scopesTag = parseScopesTag(tags[TAGS.databricksScopes]);
     if (scopesTag.finding) findings.push(scopesTag.finding);
     if (findings.length > 0 || !parsed || !('origin' in parsed)) return { findings };
-    return { target: { origin: parsed.origin, ownerAppId: ownerParsed?.data, scopesTag: scopesTag.scopes } };
+    return { target: { origin: parsed.origin, ownerAppId: ownerParsed?.data } };
   },
 
   describe: (t) => new URL(t.origin).host + (t.ownerAppId ? ` (owner ${t.ownerAppId})` : ''),
-  bindingKey: (t) => (t.ownerAppId ? `databricks-pat:${t.ownerAppId}` : undefined),
+  // The owner's PAT exists per workspace: the binding names the host, so a binding for dev mints nothing in prod.
+  bindingKey: (t) => (t.ownerAppId ? `databricks-pat:${new URL(t.origin).host}/${t.ownerAppId}` : undefined),
 
-  async create(t, ctx, { lifetimeSeconds, marker, now }, deps) {
+  async create(t, ctx, { lifetimeSeconds, marker }, deps) {
     try {
       const bearer = await auth(t, ctx, deps);
-      const scopes = successorScopes(await currentScopes(t, ctx, deps, bearer), t.scopesTag);
+      const tag = parseScopesTag(ctx.tags?.[TAGS.databricksScopes]).scopes;
+      const scopes = successorScopes(await currentScopes(t, ctx, deps, bearer), tag);
       const mint = async (): Promise<NewCredential> => {
         const res = await deps.databricks.call<{ token_value: string; token_info: TokenInfo }>(
           t.origin,
@@ -183,7 +184,6 @@ export const databricksPat: Rotator<Target> = {
       };
       return await createWithRoom(PAT_QUOTA, mint, {
         ctx,
-        now: now ?? new Date(),
         list: () => databricksPat.list(t, ctx, deps),
         revoke: (id) => databricksPat.revoke(t, id, ctx, deps),
       });

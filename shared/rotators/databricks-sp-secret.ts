@@ -26,8 +26,6 @@ interface SpSecret {
 interface Target {
   accountId: string;
   spId: string;
-  /** From `databricks-scopes`: used only when the current secret's scopes cannot be read. */
-  scopesTag?: TokenScopes;
 }
 
 /** A service principal holds at most 5 OAuth secrets (expired ones count until deleted). */
@@ -66,11 +64,7 @@ export const databricksSpSecret: Rotator<Target> = {
     const scopesTag = parseScopesTag(tags[TAGS.databricksScopes]);
     if (r.success && !scopesTag.finding)
       return {
-        target: {
-          accountId: r.data[TAGS.databricksAccountId],
-          spId: r.data[TAGS.databricksSpId],
-          scopesTag: scopesTag.scopes,
-        },
+        target: { accountId: r.data[TAGS.databricksAccountId], spId: r.data[TAGS.databricksSpId] },
       };
     return {
       findings: [
@@ -86,9 +80,10 @@ export const databricksSpSecret: Rotator<Target> = {
   describe: (t) => `account ${t.accountId} service principal ${t.spId}`,
   bindingKey: (t) => `databricks-sp:${t.accountId}/${t.spId}`,
 
-  async create(t, ctx, { lifetimeSeconds, now }, deps) {
+  async create(t, ctx, { lifetimeSeconds }, deps) {
     const auth = { bearer: await accountToken(deps) };
-    const scopes = successorScopes(currentScopes(await listSecrets(t, deps, auth), ctx), t.scopesTag);
+    const tag = parseScopesTag(ctx.tags?.[TAGS.databricksScopes]).scopes;
+    const scopes = successorScopes(currentScopes(await listSecrets(t, deps, auth), ctx), tag);
     const mint = async () => {
       const res = await deps.databricks.call<SpSecret>(deps.settings.DATABRICKS_ACCOUNTS_HOST, basePath(t), {
         method: 'POST',
@@ -112,7 +107,6 @@ export const databricksSpSecret: Rotator<Target> = {
     };
     return createWithRoom(SECRETS_PER_SP, mint, {
       ctx,
-      now: now ?? new Date(),
       list: () => databricksSpSecret.list(t, ctx, deps),
       revoke: (id) => databricksSpSecret.revoke(t, id, ctx, deps),
     });

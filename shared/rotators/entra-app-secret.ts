@@ -48,14 +48,13 @@ export const entraAppSecret: Rotator<{ appId: string }> = {
     return app.tags.some((tag) => accepted.includes(tag));
   },
 
-  async create(t, ctx, { expiresAt, marker, now }, deps) {
+  async create(t, ctx, { expiresAt, marker }, deps) {
     const mint = async () => {
       const res = await deps.graph.addPassword(t.appId, marker, expiresAt);
       return { id: res.keyId, value: res.secretText, expiresAt: new Date(res.endDateTime) };
     };
     return createWithRoom(PASSWORDS_PER_APP, mint, {
       ctx,
-      now: now ?? new Date(),
       list: () => entraAppSecret.list(t, ctx, deps),
       revoke: (id) => entraAppSecret.revoke(t, id, ctx, deps),
     });
@@ -90,6 +89,7 @@ export const entraAppSecret: Rotator<{ appId: string }> = {
       createdAt: new Date(p.startDateTime),
       expiresAt: new Date(p.endDateTime),
       marker: p.displayName ?? undefined,
+      hint: p.hint ?? undefined,
     }));
   },
 };

@@ -21,27 +21,25 @@ export class CredentialLimitError extends PermanentError {
     const shown = inTheWay.slice(0, 10).map((c) => c.id + (c.marker ? ` (${c.marker.slice(0, 80)})` : ''));
     const more = inTheWay.length > shown.length ? ` and ${inTheWay.length - shown.length} more` : '';
     super(
-      `the provider limit of ${limit} is reached, and none of the existing credentials can be shown to be ` +
-        `unused: revoke one by hand (in the way: ${shown.join(', ') || 'none listed'}${more})`,
+      `the provider limit of ${limit} is reached, and none of the existing credentials is one this service ` +
+        `can prove it issued that nothing references: revoke one by hand (in the way: ${shown.join(', ') || 'none listed'}${more})`,
       options,
     );
   }
 }
 
 /**
- * Whether a credential may be revoked to make room for a new one. Only the vault's references are
- * known for sure, and the issuance record is not in yet: so only expired credentials that neither
- * the current nor the previous version names. With an unknown current id nothing is freed. This is
- * the one place to switch to the issuance record (it may answer asynchronously).
+ * Whether a credential may be revoked to make room for a new one: only one the issuance record
+ * proves this service issued for this secret, that neither the current nor the previous version
+ * references. With an unknown current id nothing is freed: no one can say which one the vault holds.
  */
-export function mayFree(c: CredentialInfo, ctx: SecretContext, now: Date): boolean | Promise<boolean> {
+export function mayFree(c: CredentialInfo, ctx: SecretContext): boolean {
   if (!ctx.credentialId || c.id === ctx.credentialId || c.id === ctx.previousCredentialId) return false;
-  return c.expiresAt !== undefined && c.expiresAt.getTime() <= now.getTime();
+  return ctx.issued?.(c.id) === true;
 }
 
 export interface RoomOps {
   ctx: SecretContext;
-  now: Date;
   list(): Promise<CredentialInfo[]>;
   revoke(id: string): Promise<void>;
 }
@@ -61,8 +59,7 @@ export async function createWithRoom(
   } catch (e) {
     if (!limit.reached(e)) throw e;
     const existing = await ops.list();
-    const free: CredentialInfo[] = [];
-    for (const c of existing) if (await mayFree(c, ops.ctx, ops.now)) free.push(c);
+    const free = existing.filter((c) => mayFree(c, ops.ctx));
     if (free.length === 0) throw new CredentialLimitError(limit.name, existing, { cause: e });
     for (const c of free) await ops.revoke(c.id);
     try {

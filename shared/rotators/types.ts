@@ -16,6 +16,8 @@ export interface CredentialInfo {
   expiresAt?: Date;
   /** The `kv-rotator:{vault}/{secret}:{rotationId}` marker, where the provider keeps a comment or name. */
   marker?: string;
+  /** The first characters of the value, where the provider shows them (Entra's `hint`). */
+  hint?: string;
 }
 
 /**
@@ -53,6 +55,10 @@ export interface SecretContext {
   /** The provider ids the vault references (state tags): never revoked to make room at a limit. */
   credentialId?: string;
   previousCredentialId?: string;
+  /** The current version's tags, for kind-specific options that are not part of the target. */
+  tags?: Readonly<Record<string, string>>;
+  /** Whether the issuance record proves this service issued (or adopted) the credential for this secret. */
+  issued?: (credentialId: string) => boolean;
 }
 
 /**
@@ -81,7 +87,7 @@ export interface Rotator<Target = unknown> {
     target: Target,
     ctx: SecretContext,
     /** The lifetime asked for, both as seconds (Databricks) and as an end date (Graph). */
-    request: { lifetimeSeconds: number; expiresAt: Date; marker: string; now?: Date },
+    request: { lifetimeSeconds: number; expiresAt: Date; marker: string },
     deps: RotatorDeps,
   ): Promise<NewCredential>;
   /**

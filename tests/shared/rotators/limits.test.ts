@@ -1,6 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { TAGS } from '../../../shared/constants';
 import type { Outcome } from '../../../shared/rotation/engine';
+import { targetKey } from '../../../shared/issuance';
+import { ROTATORS } from '../../../shared/rotators';
 import { mayFree } from '../../../shared/rotators/room';
 import type { Services } from '../../../shared/services';
 import { sha256 } from '../../../local/azure/state';
@@ -10,8 +12,9 @@ import { createEngine, DAY, SECRETS, seedTenant, type Tenant } from '../../suppo
 /**
  * Provider limits, one per kind: Databricks' per-user PAT quota, 5 OAuth secrets per service
  * principal, Entra's per-app password credentials. At a limit the rotator frees room only with
- * credentials it can show are unused (expired, and neither current nor previous in the vault);
- * otherwise the rotation fails permanently, naming the limit and the credentials in the way.
+ * credentials the issuance record proves this service issued and that neither the current nor the
+ * previous version references; otherwise the rotation fails permanently, naming the limit and the
+ * credentials in the way.
  */
 const azure = useLocalAzure();
 
@@ -32,34 +35,46 @@ beforeAll(async () => {
 afterAll(async () => {
   await services.deps.databricks.close();
 });
+/** Records `credentialId` as issued by this service for `secret`, as the engine would have. */
+async function recordIssued(secret: string, credentialId: string): Promise<void> {
+  const tags = (await tenant.reader.getSecret(secret)).properties.tags ?? {};
+  const kind = tags[TAGS.kind]!;
+  const parsed = ROTATORS.get(kind)!.parseTarget(tags, tenant.settings) as { target: unknown };
+  const at = new Date(azure().clock.now());
+  const start = {
+    vault: tenant.vaultName,
+    secret,
+    kind,
+    target: targetKey(kind, parsed.target),
+    rotationId: randomUUID(),
+    at,
+  };
+  const record = await services.issuance.begin(start);
+  await services.issuance.update(record, { state: 'issued', credentialId, at });
+}
+
 const rotate = (secret: string, force = false) =>
   services.engine.rotate({ vault: tenant.vaultName, secret, force });
 const iso = (ms: number) => new Date(ms).toISOString();
 
-describe('mayFree (until the issuance record lands)', () => {
+describe('mayFree', () => {
   const ctx = {
     vaultName: 'v',
     secretName: 's',
     currentValue: '',
     credentialId: 'cur',
     previousCredentialId: 'prev',
+    issued: (id: string) => ['ours', 'cur', 'prev'].includes(id),
   };
-  const now = new Date('2026-12-01T00:00:00Z');
-  const expired = new Date('2026-11-01T00:00:00Z');
   test.each([
-    ['an expired credential the vault does not reference', { id: 'x', expiresAt: expired }, ctx, true],
-    ['a credential that has not expired', { id: 'x', expiresAt: new Date('2027-01-01') }, ctx, false],
-    ['a credential without an expiry', { id: 'x' }, ctx, false],
-    ['the current credential, even expired', { id: 'cur', expiresAt: expired }, ctx, false],
-    ['the previous credential, even expired', { id: 'prev', expiresAt: expired }, ctx, false],
-    [
-      'anything while the current id is unknown',
-      { id: 'x', expiresAt: expired },
-      { ...ctx, credentialId: undefined },
-      false,
-    ],
-  ])('%s → %s', (_case, c, context, expected) => {
-    expect(mayFree({ createdAt: new Date(0), ...c }, context, now)).toBe(expected);
+    ['one this service issued that nothing references', 'ours', ctx, true],
+    ['one the issuance record does not prove ours (even if expired)', 'theirs', ctx, false],
+    ['the current credential', 'cur', ctx, false],
+    ['the previous credential', 'prev', ctx, false],
+    ['anything while the current id is unknown', 'ours', { ...ctx, credentialId: undefined }, false],
+    ['anything without an issuance record', 'ours', { ...ctx, issued: undefined }, false],
+  ])('%s → %s', (_case, id, context, expected) => {
+    expect(mayFree({ id, createdAt: new Date(0), expiresAt: new Date(0) }, context)).toBe(expected);
   });
 });
 
@@ -68,42 +83,42 @@ describe('databricks-sp-secret: 5 OAuth secrets per service principal', () => {
     azure()
       .state.accounts.get(tenant.accountId)!
       .servicePrincipals.find((s) => s.id === tenant.spId)!;
-  const addSecret = (expireMs: number) =>
+  const addSecret = (expireMs: number): string => {
+    const id = randomBytes(16).toString('hex');
     sp().secrets.push({
-      id: randomBytes(16).toString('hex'),
+      id,
       secretHash: sha256(randomUUID()),
       createTime: iso(azure().clock.now() - DAY),
       updateTime: iso(azure().clock.now() - DAY),
       expireTime: iso(expireMs),
       status: 'ACTIVE',
     });
+    return id;
+  };
 
-  test('at the limit, expired secrets nothing references are deleted to make room', async () => {
+  test('at the limit, secrets this service issued that nothing references are deleted to make room', async () => {
     const now = azure().clock.now();
-    addSecret(now - DAY);
-    addSecret(now - DAY);
-    addSecret(now + 100 * DAY);
-    addSecret(now + 100 * DAY);
+    const ours = [addSecret(now + 100 * DAY), addSecret(now - DAY)];
+    // Not in the issuance record: kept, even expired.
+    const theirs = [addSecret(now - DAY), addSecret(now + 100 * DAY)];
+    for (const id of ours) await recordIssued(SECRETS.sp, id);
     expect(sp().secrets).toHaveLength(5);
-    const expiredIds = sp()
-      .secrets.filter((s) => Date.parse(s.expireTime) < now)
-      .map((s) => s.id);
+    const current = (await tenant.reader.getSecret(SECRETS.sp)).properties.tags?.[TAGS.credentialId];
 
     const rotated = expectStatus((await rotate(SECRETS.sp, true)).outcome, 'rotated');
 
     const ids = sp().secrets.map((s) => s.id);
-    expect(ids).toContain(rotated.credentialId);
-    expect(ids).toContain(rotated.previousCredentialId);
-    for (const id of expiredIds) expect(ids).not.toContain(id);
+    expect(ids).toEqual(expect.arrayContaining([rotated.credentialId, current, ...theirs]));
+    for (const id of ours) expect(ids).not.toContain(id);
   });
 
-  test('at the limit with nothing provably unused: failed permanently, naming the limit and the secrets', async () => {
-    // A forced rotation first revokes the previous secret (still in grace): six leave five.
-    while (sp().secrets.length < 6) addSecret(azure().clock.now() + 100 * DAY);
-    const previous = (await tenant.reader.getSecret(SECRETS.sp)).properties.tags?.[TAGS.previousCredentialId];
-    const inTheWay = sp()
-      .secrets.map((s) => s.id)
-      .filter((id) => id !== previous);
+  test('at the limit with nothing provably ours and unused: failed permanently, naming the limit and the secrets', async () => {
+    // The SP secret a person stored was never adopted (no previous to revoke first): five stay five.
+    expect(
+      (await tenant.reader.getSecret(SECRETS.sp)).properties.tags?.[TAGS.previousCredentialId],
+    ).toBeUndefined();
+    while (sp().secrets.length < 5) addSecret(azure().clock.now() + 100 * DAY);
+    const inTheWay = sp().secrets.map((s) => s.id);
 
     const result = await rotate(SECRETS.sp, true);
 
@@ -182,36 +197,37 @@ describe("entra-app-secret: Entra's per-app password credential limit", () => {
       ]);
   });
 
-  test('at the limit, an expired secret nothing references is removed to make room', async () => {
-    const expiredKey = randomUUID();
+  test('at the limit, a secret this service issued that nothing references is removed to make room', async () => {
+    const oursKey = randomUUID();
     app().passwordCredentials.push({
-      keyId: expiredKey,
-      displayName: 'old',
+      keyId: oursKey,
+      displayName: 'from an interrupted rotation',
       hint: 'old',
       secretHash: sha256(randomUUID()),
-      startDateTime: iso(azure().clock.now() - 400 * DAY),
-      endDateTime: iso(azure().clock.now() - DAY),
+      startDateTime: iso(azure().clock.now() - DAY),
+      endDateTime: iso(azure().clock.now() + 300 * DAY),
     });
+    await recordIssued(SECRET, oursKey);
     expect(app().passwordCredentials).toHaveLength(2);
 
     const rotated = expectStatus((await rotate(SECRET)).outcome, 'rotated');
 
     const keys = app().passwordCredentials.map((p) => p.keyId);
     expect(keys).toEqual(expect.arrayContaining([rotated.credentialId, rotated.previousCredentialId]));
-    expect(keys).not.toContain(expiredKey);
+    expect(keys).not.toContain(oursKey);
   });
 
   test('at the limit with nothing provably unused: failed permanently, naming the secrets in the way', async () => {
-    // A secret someone added by hand: not expired, so not ours to remove. A forced rotation first
-    // revokes the previous secret, leaving the current one and this one.
+    // A secret someone added by hand (no issuance record), already expired: still not ours to remove.
+    // A forced rotation first revokes the previous secret, leaving the current one and this one.
     const handMade = randomUUID();
     app().passwordCredentials.push({
       keyId: handMade,
       displayName: 'added in the portal',
       hint: 'xyz',
       secretHash: sha256(randomUUID()),
-      startDateTime: iso(azure().clock.now()),
-      endDateTime: iso(azure().clock.now() + 300 * DAY),
+      startDateTime: iso(azure().clock.now() - 400 * DAY),
+      endDateTime: iso(azure().clock.now() - DAY),
     });
     const current = (await tenant.reader.getSecret(SECRET)).properties.tags?.[TAGS.credentialId];
     const keys = [current, handMade];
