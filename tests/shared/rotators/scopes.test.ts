@@ -187,4 +187,36 @@ describe('databricks-sp-secret', () => {
       'unity-catalog:read',
     ]);
   });
+
+  test('verify refuses a new secret whose tokens carry wider scopes than the old one', async () => {
+    const sp = azure()
+      .state.accounts.get(tenant.accountId)!
+      .servicePrincipals.find((x) => x.id === tenant.spId)!;
+    const before = sp.secrets.map((x) => x.id);
+    azure().servers.faults.add({
+      service: 'accounts',
+      method: 'POST',
+      route: '/oidc/accounts/:accountId/v1/token',
+      status: 200,
+      body: { access_token: 'x.y.z', token_type: 'Bearer', expires_in: 3600, scope: 'all-apis' },
+    });
+    try {
+      const failed = expectStatus(
+        (
+          await services.engine.rotate({
+            vault: tenant.vaultName,
+            secret: 'etl-sp-oauth-secret',
+            force: true,
+          })
+        ).outcome,
+        'failed',
+      );
+      expect(failed).toMatchObject({ step: 'verify', transient: false });
+      expect(failed.reason).toContain('not the scopes of the secret it replaces ("sql,unity-catalog:read")');
+      // The new secret was revoked again (compensation).
+      expect(sp.secrets.filter((x) => !before.includes(x.id))).toEqual([]);
+    } finally {
+      azure().servers.faults.clear();
+    }
+  });
 });
