@@ -347,11 +347,7 @@ export class RotationEngine {
         rotator.create(
           policy.target,
           ctx,
-          {
-            lifetimeSeconds,
-            expiresAt: new Date(s.now.getTime() + lifetimeSeconds * 1000),
-            marker,
-          },
+          { lifetimeSeconds, expiresAt: new Date(s.now.getTime() + lifetimeSeconds * 1000), marker },
           this.options.deps,
         ),
       );
