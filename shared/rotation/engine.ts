@@ -270,6 +270,16 @@ export class RotationEngine {
       };
       session.ctx.issued = (id) =>
         proves(session.records, session.policy.kind, session.target, id) !== undefined;
+      // A credential revoked to make room at a provider limit: its record is closed and owners are told.
+      session.ctx.freed = async (id) => {
+        const record = proves(session.records, session.policy.kind, session.target, id);
+        if (record) await this.options.issuance.update(record, { state: 'revoked', at: this.now() });
+        session.notify('orphan-revoked', {
+          credentialId: id,
+          reason: 'revoked to make room at a provider limit',
+          target: session.policy.rotator.describe(session.policy.target),
+        });
+      };
       return await finish(await op(session));
     } catch (e) {
       return finish(failed(e instanceof StepFailure ? e : new StepFailure('read', e)));

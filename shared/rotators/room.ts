@@ -61,7 +61,10 @@ export async function createWithRoom(
     const existing = await ops.list();
     const free = existing.filter((c) => mayFree(c, ops.ctx));
     if (free.length === 0) throw new CredentialLimitError(limit.name, existing, { cause: e });
-    for (const c of free) await ops.revoke(c.id);
+    for (const c of free) {
+      await ops.revoke(c.id);
+      await ops.ctx.freed?.(c.id);
+    }
     try {
       return await create();
     } catch (again) {

@@ -59,6 +59,8 @@ export interface SecretContext {
   tags?: Readonly<Record<string, string>>;
   /** Whether the issuance record proves this service issued (or adopted) the credential for this secret. */
   issued?: (credentialId: string) => boolean;
+  /** Called after a credential was revoked to make room at a provider limit (closes its record). */
+  freed?: (credentialId: string) => Promise<void>;
 }
 
 /**

@@ -35,7 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await services.deps.databricks.close();
 });
-/** Records `credentialId` as issued by this service for `secret`, as the engine would have. */
+/** Records `credentialId` as issued and stored by this service for `secret`, as the engine would have. */
 async function recordIssued(secret: string, credentialId: string): Promise<void> {
   const tags = (await tenant.reader.getSecret(secret)).properties.tags ?? {};
   const kind = tags[TAGS.kind]!;
@@ -50,7 +50,10 @@ async function recordIssued(secret: string, credentialId: string): Promise<void>
     at,
   };
   const record = await services.issuance.begin(start);
-  await services.issuance.update(record, { state: 'issued', credentialId, at });
+  const issued = await services.issuance.update(record, { state: 'issued', credentialId, at });
+  // Stored in an older version (say, one whose revoke-previous failed): no interrupted rotation, so
+  // only making room at the limit may revoke it.
+  await services.issuance.update(issued, { state: 'stored', version: randomBytes(16).toString('hex'), at });
 }
 
 const rotate = (secret: string, force = false) =>
@@ -105,11 +108,21 @@ describe('databricks-sp-secret: 5 OAuth secrets per service principal', () => {
     expect(sp().secrets).toHaveLength(5);
     const current = (await tenant.reader.getSecret(SECRETS.sp)).properties.tags?.[TAGS.credentialId];
 
-    const rotated = expectStatus((await rotate(SECRETS.sp, true)).outcome, 'rotated');
+    const result = await rotate(SECRETS.sp, true);
+    const rotated = expectStatus(result.outcome, 'rotated');
 
     const ids = sp().secrets.map((s) => s.id);
     expect(ids).toEqual(expect.arrayContaining([rotated.credentialId, current, ...theirs]));
     for (const id of ours) expect(ids).not.toContain(id);
+    // Their records are closed, and the owners are told what was revoked and why.
+    const records = await services.issuance.list(tenant.vaultName, SECRETS.sp);
+    for (const id of ours) expect(records.find((r) => r.credentialId === id)?.state).toBe('revoked');
+    const told = result.notifications.filter((n) => n.kind === 'orphan-revoked').map((n) => n.details);
+    expect(told).toEqual(
+      ours.map((id) =>
+        expect.objectContaining({ credentialId: id, reason: 'revoked to make room at a provider limit' }),
+      ),
+    );
   });
 
   test('at the limit with nothing provably ours and unused: failed permanently, naming the limit and the secrets', async () => {
