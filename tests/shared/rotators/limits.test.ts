@@ -145,6 +145,31 @@ describe('databricks-sp-secret: 5 OAuth secrets per service principal', () => {
 });
 
 describe('databricks-pat: the per-user PAT quota', () => {
+  test('at the quota, an older PAT this service issued that nothing references is revoked to make room', async () => {
+    const ws = azure().state.workspaces.get(`ws-${tenant.vaultName}`)!;
+    const owner = ws.principals.find((p) => p.userName === 'data-eng@contoso.com')!;
+    const older = `dapi${randomBytes(16).toString('hex')}`;
+    await azure().seed({
+      workspaces: [{ name: ws.name, tokens: [{ owner: 'data-eng@contoso.com', value: older }] }],
+    });
+    const olderId = sha256(older);
+    await recordIssued(SECRETS.pat, olderId);
+    const live = () => ws.tokens.filter((t) => t.ownerId === owner.id);
+    ws.maxTokensPerUser = live().length;
+    try {
+      const result = await rotate(SECRETS.pat, true);
+      const rotated = expectStatus(result.outcome, 'rotated');
+      const ids = live().map((t) => t.tokenId);
+      expect(ids).toContain(rotated.credentialId);
+      expect(ids).not.toContain(olderId);
+      expect(result.notifications.find((n) => n.kind === 'orphan-revoked')?.details).toMatchObject({
+        credentialId: olderId,
+      });
+    } finally {
+      ws.maxTokensPerUser = undefined;
+    }
+  });
+
   test('at the quota: failed permanently, naming the limit and the tokens in the way; nothing revoked', async () => {
     const ws = azure().state.workspaces.get(`ws-${tenant.vaultName}`)!;
     const owner = ws.principals.find((p) => p.userName === 'data-eng@contoso.com')!;
@@ -152,8 +177,14 @@ describe('databricks-pat: the per-user PAT quota', () => {
       ws.tokens.filter(
         (t) => t.ownerId === owner.id && (t.expiryTime === -1 || t.expiryTime > azure().clock.now()),
       );
-    ws.maxTokensPerUser = live().length;
-    const before = live().map((t) => t.tokenId);
+    // A forced rotation first revokes a previous PAT still in grace: the quota counts what is left.
+    const previous = (await tenant.reader.getSecret(SECRETS.pat)).properties.tags?.[
+      TAGS.previousCredentialId
+    ];
+    const before = live()
+      .map((t) => t.tokenId)
+      .filter((id) => id !== previous);
+    ws.maxTokensPerUser = before.length;
     try {
       const result = await rotate(SECRETS.pat, true);
       const failed = expectStatus(result.outcome, 'failed');
