@@ -8,6 +8,11 @@ export const TAGS = {
   databricksHost: 'databricks-host',
   /** For databricks-pat: the service principal that owns the PAT, when the rotator authenticates as it. */
   databricksPatOwner: 'databricks-pat-owner',
+  /**
+   * For databricks-pat and databricks-sp-secret: the scopes to give the successor when the current
+   * credential's scopes cannot be read (`sql,jobs:read`, or `all-apis` for an unscoped one).
+   */
+  databricksScopes: 'databricks-scopes',
   databricksAccountId: 'databricks-account-id',
   databricksSpId: 'databricks-sp-id',
   entraAppId: 'entra-app-id',

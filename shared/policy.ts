@@ -165,6 +165,14 @@ export function readPolicy(
     }
   }
 
+  // Scopes exist only on Databricks credentials; elsewhere the tag would be silently ignored.
+  if (tags[TAGS.databricksScopes] !== undefined && !rotator.kind.startsWith('databricks-')) {
+    findings.push({
+      tag: TAGS.databricksScopes,
+      reason: `only databricks-pat and databricks-sp-secret credentials have scopes; for ${rotator.kind} it would be ignored`,
+    });
+  }
+
   // State tags are claims like any other tag: ids must have their kind's shape before they reach a URL.
   const idShape = CREDENTIAL_ID[rotator.kind] ?? ANY_CREDENTIAL_ID;
   for (const tag of [TAGS.credentialId, TAGS.previousCredentialId] as const) {

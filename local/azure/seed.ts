@@ -12,6 +12,7 @@ import {
   WorkspacePrincipal,
 } from './state';
 import { HttpError } from './http';
+import { newSpSecretId } from './services/databricks/sp-secrets';
 
 export interface SeedResult {
   tenantId: string;
@@ -79,6 +80,7 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       })),
       federatedCredentials: app.federatedCredentials ?? [],
       tags: app.tags ?? [],
+      signInAudience: app.signInAudience ?? 'AzureADMyOrg',
     };
     state.apps.push(created);
     newApps.push(created);
@@ -139,12 +141,13 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
         secrets: (sp.secrets ?? []).map((s) => {
           const expire = s.expireTime === undefined ? now + 730 * DAY : toUnix(s.expireTime);
           return {
-            id: newId(),
+            id: newSpSecretId(),
             secretHash: sha256(s.value),
             createTime: iso(now),
             updateTime: iso(now),
             expireTime: iso(expire),
             status: 'ACTIVE' as const,
+            scopes: s.scopes,
           };
         }),
         federationPolicies: (sp.federationPolicies ?? []).map((p) => ({
@@ -172,6 +175,7 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       workspaceId: w.workspaceId ?? newNumericId(),
       accountId: w.accountId,
       maxTokenLifetimeSeconds: w.maxTokenLifetimeDays ? w.maxTokenLifetimeDays * DAY : undefined,
+      maxTokensPerUser: w.maxTokensPerUser,
       principals,
       tokens: [],
     });
@@ -187,12 +191,15 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       const owner = ws.principals.find((p) => p.userName === t.owner || p.applicationId === t.owner);
       if (!owner) throw seedError(`workspace ${w.name}: token owner ${t.owner} is not a workspace principal`);
       ws.tokens.push({
-        tokenId: newHexToken(32),
+        tokenId: sha256(t.value),
         valueHash: sha256(t.value),
         ownerId: owner.id,
         creationTime: now * 1000,
         expiryTime: t.expiryTime === undefined ? -1 : toUnix(t.expiryTime) * 1000,
         comment: t.comment ?? '',
+        scopes: t.scopes,
+        autoscopeEnabled: t.autoscopeEnabled ?? false,
+        inferredScopes: [],
       });
     }
   }

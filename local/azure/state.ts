@@ -22,6 +22,13 @@ export const GRAPH_ROLES = [
   'Mail.Send',
 ] as const;
 
+export const SIGN_IN_AUDIENCES = [
+  'AzureADMyOrg',
+  'AzureADMultipleOrgs',
+  'AzureADandPersonalMicrosoftAccount',
+  'PersonalMicrosoftAccount',
+] as const;
+
 const isoOrUnix = z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative()]);
 const name = z.string().min(1).max(127);
 
@@ -69,6 +76,8 @@ export const seedSchema = z
             .optional(),
           /** Free-form tags on the application object (e.g. a rotation binding). */
           tags: z.array(z.string()).optional(),
+          /** Who may sign in; personal Microsoft account audiences allow only 2 client secrets. */
+          signInAudience: z.enum(SIGN_IN_AUDIENCES).optional(),
         }),
       )
       .optional(),
@@ -111,6 +120,8 @@ export const seedSchema = z
           accountId: z.uuid().optional(),
           /** Workspace setting maxTokenLifetimeDays; 0 or absent means no maximum. */
           maxTokenLifetimeDays: z.number().int().nonnegative().optional(),
+          /** Live PATs one principal may hold (Databricks' per-user quota); defaults to 600. */
+          maxTokensPerUser: z.number().int().positive().optional(),
           principals: z
             .array(
               z
@@ -136,6 +147,9 @@ export const seedSchema = z
                   .regex(/^dapi[0-9a-f]{32}(-\d+)?$/, 'a PAT looks like dapi followed by 32 hex digits'),
                 comment: z.string().optional(),
                 expiryTime: isoOrUnix.optional(),
+                /** API scopes (e.g. `sql`, `jobs:read`); absent means every API its owner can call. */
+                scopes: z.array(z.string().min(1)).optional(),
+                autoscopeEnabled: z.boolean().optional(),
               }),
             )
             .optional(),
@@ -155,7 +169,13 @@ export const seedSchema = z
                 applicationId: z.uuid(),
                 displayName: z.string().optional(),
                 secrets: z
-                  .array(z.strictObject({ value: z.string().min(1), expireTime: isoOrUnix.optional() }))
+                  .array(
+                    z.strictObject({
+                      value: z.string().min(1),
+                      expireTime: isoOrUnix.optional(),
+                      scopes: z.array(z.string().min(1)).optional(),
+                    }),
+                  )
                   .optional(),
                 federationPolicies: z
                   .array(
@@ -217,6 +237,7 @@ export interface AppRegistration {
   passwordCredentials: PasswordCredential[];
   federatedCredentials: FederatedCredential[];
   tags: string[];
+  signInAudience: (typeof SIGN_IN_AUDIENCES)[number];
 }
 
 export interface SecretVersion {
@@ -257,6 +278,7 @@ export interface WorkspacePrincipal {
 }
 
 export interface WorkspaceToken {
+  /** Like Databricks, the SHA-256 (hex) of the token value. */
   tokenId: string;
   valueHash: string;
   ownerId: string;
@@ -264,6 +286,13 @@ export interface WorkspaceToken {
   /** Epoch ms; -1 for no expiry. */
   expiryTime: number;
   comment: string;
+  /** API scopes; undefined means every API its owner can call. */
+  scopes?: string[];
+  autoscopeEnabled: boolean;
+  /** With autoscope on: the scopes of the APIs the token was used for. */
+  inferredScopes: string[];
+  /** Epoch ms of the last authenticated use. */
+  lastUsedTime?: number;
 }
 
 export interface Workspace {
@@ -272,6 +301,7 @@ export interface Workspace {
   url: string;
   accountId?: string;
   maxTokenLifetimeSeconds?: number;
+  maxTokensPerUser?: number;
   principals: WorkspacePrincipal[];
   tokens: WorkspaceToken[];
 }
@@ -283,6 +313,8 @@ export interface SpSecret {
   updateTime: string;
   expireTime: string;
   status: 'ACTIVE' | 'EXPIRED';
+  /** OAuth scopes the secret's tokens may carry; undefined means all APIs. */
+  scopes?: string[];
 }
 
 export interface AccountServicePrincipal {

@@ -28,6 +28,19 @@ export interface DatabricksRequest {
   idempotent?: boolean;
 }
 
+/** SCIM lists answer at most 100 resources per page. */
+const SCIM_MAX_COUNT = 100;
+const SCIM_ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+
+/** SCIM error statuses as the Databricks error codes the rest of the API uses, so callers branch once. */
+const SCIM_STATUS_CODES: Record<number, string> = {
+  400: 'INVALID_PARAMETER_VALUE',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'RESOURCE_DOES_NOT_EXIST',
+  409: 'RESOURCE_ALREADY_EXISTS',
+};
+
 const DEFAULTS = {
   connectTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
@@ -121,6 +134,67 @@ export class DatabricksClient {
     }
   }
 
+  /**
+   * Every item of a list paged with `page_size`/`page_token` → `next_page_token` (the account API's
+   * style), following tokens until a page has none. The number of items on a page says nothing.
+   */
+  async listAll<T>(
+    origin: string,
+    path: string,
+    itemsKey: string,
+    req: { auth: DatabricksAuth; pageSize?: number },
+  ): Promise<T[]> {
+    const items: T[] = [];
+    const seen = new Set<string>();
+    for (let token: string | undefined; ;) {
+      const url = new URL(path, 'https://placeholder');
+      if (req.pageSize !== undefined) url.searchParams.set('page_size', String(req.pageSize));
+      if (token) url.searchParams.set('page_token', token);
+      const page = await this.call<Record<string, unknown>>(origin, `${url.pathname}${url.search}`, {
+        method: 'GET',
+        auth: req.auth,
+      });
+      items.push(...((page[itemsKey] as T[] | undefined) ?? []));
+      const next = page.next_page_token;
+      if (typeof next !== 'string' || next === '') return items;
+      if (seen.has(next))
+        throw new ProviderError(
+          'databricks',
+          200,
+          undefined,
+          `${url.pathname}: the API repeated a page token`,
+        );
+      seen.add(next);
+      token = next;
+    }
+  }
+
+  /**
+   * Every resource of a SCIM list (RFC 7644 §3.4.2.4): `startIndex` (1-based) advances by the
+   * resources received until `totalResults` are in or a page comes back empty.
+   */
+  async scimListAll<T>(
+    origin: string,
+    path: string,
+    req: { auth: DatabricksAuth; filter?: string; count?: number },
+  ): Promise<T[]> {
+    const items: T[] = [];
+    for (;;) {
+      const url = new URL(path, 'https://placeholder');
+      if (req.filter !== undefined) url.searchParams.set('filter', req.filter);
+      url.searchParams.set('startIndex', String(items.length + 1));
+      url.searchParams.set('count', String(req.count ?? SCIM_MAX_COUNT));
+      const page = await this.call<{ totalResults?: number; Resources?: T[] }>(
+        origin,
+        `${url.pathname}${url.search}`,
+        { method: 'GET', auth: req.auth },
+      );
+      const resources = page.Resources ?? [];
+      items.push(...resources);
+      if (resources.length === 0 || items.length >= (page.totalResults ?? 0)) return items;
+    }
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
@@ -146,6 +220,10 @@ function parseBody<T>(status: number, text: string, method: string, path: string
   }
 }
 
+/**
+ * A typed error from any of Databricks' error shapes: REST `{error_code, message}`, OAuth
+ * `{error, error_description}`, or SCIM `{schemas:[…:Error], detail, status:"404", scimType?}`.
+ */
 function parseError(status: number, text: string, method: string, path: string): ProviderError {
   let code: string | undefined;
   let message = text.slice(0, 300);
@@ -155,10 +233,18 @@ function parseError(status: number, text: string, method: string, path: string):
       message?: string;
       error?: string;
       error_description?: string;
+      schemas?: unknown;
+      detail?: string;
+      scimType?: string;
     };
-    // Auth failures carry the HTTP status as a number (`{"error_code":403}`); the code is a string.
-    code = body.error_code !== undefined ? String(body.error_code) : body.error;
-    message = body.message ?? body.error_description ?? message;
+    if (Array.isArray(body.schemas) && body.schemas.includes(SCIM_ERROR)) {
+      code = SCIM_STATUS_CODES[status];
+      message = (body.detail ?? message) + (body.scimType ? ` (scimType ${body.scimType})` : '');
+    } else {
+      // Auth failures carry the HTTP status as a number (`{"error_code":403}`); the code is a string.
+      code = body.error_code !== undefined ? String(body.error_code) : body.error;
+      message = body.message ?? body.error_description ?? message;
+    }
   } catch {
     // not JSON (a proxy's HTML page): keep the start of the text
   }

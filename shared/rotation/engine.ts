@@ -250,7 +250,14 @@ export class RotationEngine {
         vault,
         current,
         policy: result.policy,
-        ctx: { vaultName: vault.name, secretName: req.secret, currentValue: current.value ?? '' },
+        ctx: {
+          vaultName: vault.name,
+          secretName: req.secret,
+          currentValue: current.value ?? '',
+          credentialId: result.policy.state.credentialId,
+          previousCredentialId: result.policy.state.previousCredentialId,
+          tags: current.properties.tags,
+        },
         rotationId,
         now: this.now(),
         // The setting wins: an operator's global dry run is never overridden by a message.
@@ -261,6 +268,18 @@ export class RotationEngine {
           notifications.push(
             notification(k, { ...req, recipients }, { kind: kind ?? null, ...details }, this.now()),
           ),
+      };
+      session.ctx.issued = (id) =>
+        proves(session.records, session.policy.kind, session.target, id) !== undefined;
+      // A credential revoked to make room at a provider limit: its record is closed and owners are told.
+      session.ctx.freed = async (id) => {
+        const record = proves(session.records, session.policy.kind, session.target, id);
+        if (record) await this.options.issuance.update(record, { state: 'revoked', at: this.now() });
+        session.notify('orphan-revoked', {
+          credentialId: id,
+          reason: 'revoked to make room at a provider limit',
+          target: session.policy.rotator.describe(session.policy.target),
+        });
       };
       return await finish(await op(session));
     } catch (e) {
@@ -375,7 +394,7 @@ export class RotationEngine {
     };
     let stored: KeyVaultSecret | undefined;
     try {
-      await step('verify', () => this.verifyWithRetry(rotator, policy.target, created.value));
+      await step('verify', () => this.verifyWithRetry(rotator, policy.target, created));
       // The credential the vault holds now becomes the previous one: revoked later only if this service
       // issued it, or verifies now that it is the one the vault holds (adoption).
       tracked = previous ? await this.provenOrAdopted(s, previous) : undefined;
@@ -509,11 +528,11 @@ export class RotationEngine {
     }
   }
 
-  private async verifyWithRetry(rotator: Rotator, target: unknown, value: string): Promise<void> {
+  private async verifyWithRetry(rotator: Rotator, target: unknown, created: NewCredential): Promise<void> {
     const { attempts, delayMs } = this.verifyPolicy;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await rotator.verify(target, value, this.options.deps);
+        return await rotator.verify(target, created.value, this.options.deps, created);
       } catch (e) {
         if (attempt >= attempts) throw e;
         await sleep(delayMs * 2 ** (attempt - 1));

@@ -1,16 +1,22 @@
+import { createHash } from 'node:crypto';
 import { ClientAssertionCredential, type TokenCredential } from '@azure/identity';
 import { z } from 'zod';
 import { isPublicAuthority } from '../clients/credential';
 import { RESOURCE_SCOPES, TAGS } from '../constants';
 import { PermanentError, ProviderError, TransientError } from '../errors';
 import { parseDatabricksHost } from '../hosts';
-import type { Finding, Rotator, RotatorDeps, SecretContext } from './types';
+import { parseScopesTag, probeScopes, sameScopeList, scopesOf, successorScopes } from './databricks-scopes';
+import { createWithRoom, type CredentialLimit } from './room';
+import type { Finding, NewCredential, Rotator, RotatorDeps, SecretContext, TokenScopes } from './types';
 
+/** `PublicTokenInfo` as `token/create` and `token/list` return it. */
 interface TokenInfo {
   token_id: string;
   creation_time: number;
   expiry_time: number;
   comment?: string;
+  scopes?: string[];
+  autoscope_state?: string;
 }
 
 interface Target {
@@ -18,6 +24,15 @@ interface Target {
   /** The service principal that owns the PAT, when the rotator authenticates as it through Entra. */
   ownerAppId?: string;
 }
+
+/** Databricks caps the live PATs one principal holds in a workspace. */
+const PAT_QUOTA: CredentialLimit = {
+  name: 'personal access tokens per user in the workspace',
+  reached: (e) => e instanceof ProviderError && e.code === 'QUOTA_EXCEEDED',
+};
+
+const lacksScope = (e: unknown) =>
+  e instanceof ProviderError && e.status === 403 && /does not have required scopes/.test(e.message);
 
 const ownerSchema = z.guid({
   error: 'expected the application (client) id (GUID) of the service principal that owns the PAT',
@@ -88,6 +103,12 @@ async function auth(t: Target, ctx: SecretContext, deps: RotatorDeps): Promise<{
 /** A 401/403 from the token API: the caller may not manage tokens, explained for how it authenticated. */
 function refusal(t: Target, e: unknown): unknown {
   if (!(e instanceof ProviderError && (e.status === 401 || e.status === 403))) return e;
+  if (lacksScope(e) && !t.ownerAppId)
+    return new PermanentError(
+      'the PAT in the vault cannot manage tokens (its scopes lack "authentication"), so it cannot create its successor: ' +
+        'rotate it as its owner (databricks-pat-owner) or replace it by hand',
+      { cause: e },
+    );
   return new PermanentError(
     t.ownerAppId
       ? `the PAT owner ${t.ownerAppId} is not a principal of the workspace or lacks permission to use tokens`
@@ -121,6 +142,9 @@ export const databricksPat: Rotator<Target> = {
         tag: TAGS.databricksPatOwner,
         reason: `"${owner}": ${ownerParsed.error.issues[0]?.message}`,
       });
+    // Read at create time from the context (not part of the target, whose key the issuance record uses).
+    const scopesTag = parseScopesTag(tags[TAGS.databricksScopes]);
+    if (scopesTag.finding) findings.push(scopesTag.finding);
     if (findings.length > 0 || !parsed || !('origin' in parsed)) return { findings };
     return { target: { origin: parsed.origin, ownerAppId: ownerParsed?.data } };
   },
@@ -131,31 +155,49 @@ export const databricksPat: Rotator<Target> = {
 
   async create(t, ctx, { lifetimeSeconds, marker }, deps) {
     try {
-      const res = await deps.databricks.call<{ token_value: string; token_info: TokenInfo }>(
-        t.origin,
-        '/api/2.0/token/create',
-        {
-          method: 'POST',
-          auth: await auth(t, ctx, deps),
-          json: { lifetime_seconds: lifetimeSeconds, comment: marker },
-        },
-      );
-      return {
-        id: res.token_info.token_id,
-        value: res.token_value,
-        expiresAt: new Date(res.token_info.expiry_time),
+      const bearer = await auth(t, ctx, deps);
+      const tag = parseScopesTag(ctx.tags?.[TAGS.databricksScopes]).scopes;
+      const scopes = successorScopes(await currentScopes(t, ctx, deps, bearer), tag);
+      const mint = async (): Promise<NewCredential> => {
+        const res = await deps.databricks.call<{ token_value: string; token_info: TokenInfo }>(
+          t.origin,
+          '/api/2.0/token/create',
+          {
+            method: 'POST',
+            auth: bearer,
+            json: {
+              lifetime_seconds: lifetimeSeconds,
+              comment: marker,
+              ...(scopes.scopes ? { scopes: scopes.scopes } : {}),
+              ...(scopes.autoscope ? { autoscope_enabled: true } : {}),
+            },
+          },
+        );
+        const id = res.token_info.token_id;
+        if (!sameScopeList(scopesOf(res.token_info).scopes, scopes.scopes)) {
+          await databricksPat.revoke(t, id, ctx, deps);
+          throw new PermanentError(
+            `the workspace created token ${id} with other scopes than asked for; it was revoked`,
+          );
+        }
+        return { id, value: res.token_value, expiresAt: new Date(res.token_info.expiry_time), scopes };
       };
+      return await createWithRoom(PAT_QUOTA, mint, {
+        ctx,
+        list: () => databricksPat.list(t, ctx, deps),
+        revoke: (id) => databricksPat.revoke(t, id, ctx, deps),
+      });
     } catch (e) {
       throw refusal(t, e);
     }
   },
 
-  // Always with the new PAT itself: that is what the applications reading the vault will use.
-  async verify(t, value, { databricks }) {
-    await databricks.call(t.origin, '/api/2.0/preview/scim/v2/Me', {
-      method: 'GET',
-      auth: { bearer: value },
-    });
+  // Always with the new PAT itself: that is what the applications reading the vault will use. Given
+  // its scopes, one read per scoped area shows it reaches what the old one could.
+  async verify(t, value, { databricks }, created) {
+    const auth = { bearer: value };
+    await databricks.call(t.origin, '/api/2.0/preview/scim/v2/Me', { method: 'GET', auth });
+    if (created?.scopes) await probeScopes(databricks, t.origin, auth, created.scopes);
   },
 
   async revoke(t, credentialId, ctx, deps) {
@@ -173,16 +215,13 @@ export const databricksPat: Rotator<Target> = {
   },
 
   async list(t, ctx, deps) {
-    let res: { token_infos?: TokenInfo[] };
+    let infos: TokenInfo[];
     try {
-      res = await deps.databricks.call(t.origin, '/api/2.0/token/list', {
-        method: 'GET',
-        auth: await auth(t, ctx, deps),
-      });
+      infos = await listTokens(t, deps, await auth(t, ctx, deps));
     } catch (e) {
       throw t.ownerAppId ? refusal(t, e) : e;
     }
-    return (res.token_infos ?? []).map((i) => ({
+    return infos.map((i) => ({
       id: i.token_id,
       createdAt: new Date(i.creation_time),
       expiresAt: i.expiry_time > 0 ? new Date(i.expiry_time) : undefined,
@@ -190,3 +229,44 @@ export const databricksPat: Rotator<Target> = {
     }));
   },
 };
+
+async function listTokens(t: Target, deps: RotatorDeps, auth: { bearer: string }): Promise<TokenInfo[]> {
+  const res = await deps.databricks.call<{ token_infos?: TokenInfo[] }>(t.origin, '/api/2.0/token/list', {
+    method: 'GET',
+    auth,
+  });
+  return res.token_infos ?? [];
+}
+
+/**
+ * The scopes of the PAT in the vault, from the owner's token list: the token the `credential-id`
+ * tag names, else the one whose id is the SHA-256 of the value (Databricks token ids are).
+ */
+async function currentScopes(
+  t: Target,
+  ctx: SecretContext,
+  deps: RotatorDeps,
+  auth: { bearer: string },
+): Promise<TokenScopes | { unreadable: string }> {
+  let infos: TokenInfo[];
+  try {
+    infos = await listTokens(t, deps, auth);
+  } catch (e) {
+    // Refused (401/403): the caller cannot create a token either, which refusal() explains.
+    if (e instanceof ProviderError && !e.transient && e.status !== 401 && e.status !== 403)
+      return { unreadable: `token/list answered ${e.status}` };
+    throw e;
+  }
+  const byValue = createHash('sha256').update(ctx.currentValue).digest('hex');
+  const mine =
+    infos.find((i) => ctx.credentialId !== undefined && i.token_id === ctx.credentialId) ??
+    infos.find((i) => i.token_id === byValue);
+  if (!mine) {
+    return {
+      unreadable: ctx.credentialId
+        ? `token ${ctx.credentialId} is not in its owner's token list`
+        : `no ${TAGS.credentialId} tag names it and no listed token matches its value`,
+    };
+  }
+  return scopesOf(mine);
+}

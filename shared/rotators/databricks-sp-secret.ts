@@ -1,20 +1,38 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { RESOURCE_SCOPES, TAGS } from '../constants';
-import { ProviderError, TransientError } from '../errors';
-import type { Rotator, RotatorDeps } from './types';
+import { PermanentError, ProviderError, TransientError } from '../errors';
+import {
+  ALL_APIS,
+  describeScopes,
+  parseScopesTag,
+  sameScopeList,
+  scopesOf,
+  successorScopes,
+} from './databricks-scopes';
+import { createWithRoom, type CredentialLimit } from './room';
+import type { Rotator, RotatorDeps, SecretContext, TokenScopes } from './types';
 
 interface SpSecret {
   id: string;
   secret?: string;
+  secret_hash?: string;
   create_time: string;
   expire_time?: string;
   status?: string;
+  scopes?: string[];
 }
 
 interface Target {
   accountId: string;
   spId: string;
 }
+
+/** A service principal holds at most 5 OAuth secrets (expired ones count until deleted). */
+const SECRETS_PER_SP: CredentialLimit = {
+  name: '5 OAuth secrets per service principal',
+  reached: (e) => e instanceof ProviderError && e.code === 'QUOTA_EXCEEDED',
+};
 
 const targetTags = z.object({
   [TAGS.databricksAccountId]: z.guid({ error: 'expected the Databricks account id (GUID)' }),
@@ -43,50 +61,81 @@ export const databricksSpSecret: Rotator<Target> = {
 
   parseTarget(tags) {
     const r = targetTags.safeParse(tags);
-    if (r.success)
-      return { target: { accountId: r.data[TAGS.databricksAccountId], spId: r.data[TAGS.databricksSpId] } };
+    const scopesTag = parseScopesTag(tags[TAGS.databricksScopes]);
+    if (r.success && !scopesTag.finding)
+      return {
+        target: { accountId: r.data[TAGS.databricksAccountId], spId: r.data[TAGS.databricksSpId] },
+      };
     return {
-      findings: r.error.issues.map((i) => ({
-        tag: String(i.path[0]),
-        reason: i.code === 'invalid_type' ? 'required for databricks-sp-secret' : i.message,
-      })),
+      findings: [
+        ...(r.success ? [] : r.error.issues).map((i) => ({
+          tag: String(i.path[0]),
+          reason: i.code === 'invalid_type' ? 'required for databricks-sp-secret' : i.message,
+        })),
+        ...(scopesTag.finding ? [scopesTag.finding] : []),
+      ],
     };
   },
 
   describe: (t) => `account ${t.accountId} service principal ${t.spId}`,
   bindingKey: (t) => `databricks-sp:${t.accountId}/${t.spId}`,
 
-  async create(t, _ctx, { lifetimeSeconds }, deps) {
-    const res = await deps.databricks.call<SpSecret>(deps.settings.DATABRICKS_ACCOUNTS_HOST, basePath(t), {
-      method: 'POST',
-      auth: { bearer: await accountToken(deps) },
-      json: { lifetime: `${lifetimeSeconds}s` },
-    });
-    if (!res.secret)
-      throw new ProviderError('databricks', 200, undefined, 'the account API returned no secret');
-    return {
-      id: res.id,
-      value: res.secret,
-      expiresAt: new Date(res.expire_time ?? Date.now() + lifetimeSeconds * 1000),
+  async create(t, ctx, { lifetimeSeconds }, deps) {
+    const auth = { bearer: await accountToken(deps) };
+    const tag = parseScopesTag(ctx.tags?.[TAGS.databricksScopes]).scopes;
+    const scopes = successorScopes(currentScopes(await listSecrets(t, deps, auth), ctx), tag);
+    const mint = async () => {
+      const res = await deps.databricks.call<SpSecret>(deps.settings.DATABRICKS_ACCOUNTS_HOST, basePath(t), {
+        method: 'POST',
+        auth,
+        json: { lifetime: `${lifetimeSeconds}s`, ...(scopes.scopes ? { scopes: scopes.scopes } : {}) },
+      });
+      if (!res.secret)
+        throw new ProviderError('databricks', 200, undefined, 'the account API returned no secret');
+      if (!sameScopeList(scopesOf(res).scopes, scopes.scopes)) {
+        await databricksSpSecret.revoke(t, res.id, ctx, deps);
+        throw new PermanentError(
+          `the account created secret ${res.id} with other scopes than asked for; it was revoked`,
+        );
+      }
+      return {
+        id: res.id,
+        value: res.secret,
+        expiresAt: new Date(res.expire_time ?? Date.now() + lifetimeSeconds * 1000),
+        scopes,
+      };
     };
+    return createWithRoom(SECRETS_PER_SP, mint, {
+      ctx,
+      list: () => databricksSpSecret.list(t, ctx, deps),
+      revoke: (id) => databricksSpSecret.revoke(t, id, ctx, deps),
+    });
   },
 
-  async verify(t, value, deps) {
+  async verify(t, value, deps, created) {
     const sp = await deps.databricks.call<{ applicationId: string }>(
       deps.settings.DATABRICKS_ACCOUNTS_HOST,
       `/api/2.0/accounts/${encodeURIComponent(t.accountId)}/scim/v2/ServicePrincipals/${encodeURIComponent(t.spId)}`,
       { method: 'GET', auth: { bearer: await accountToken(deps) } },
     );
-    // An M2M token issued for the new secret proves it works.
-    await deps.databricks.call(
+    // An M2M token issued for the new secret proves it works; its scope shows what it may call.
+    const token = await deps.databricks.call<{ scope?: string }>(
       deps.settings.DATABRICKS_ACCOUNTS_HOST,
       `/oidc/accounts/${encodeURIComponent(t.accountId)}/v1/token`,
       {
         method: 'POST',
         auth: { basic: { user: sp.applicationId, password: value } },
-        form: { grant_type: 'client_credentials', scope: 'all-apis' },
+        form: { grant_type: 'client_credentials', scope: ALL_APIS },
       },
     );
+    if (!created?.scopes) return;
+    const granted = (token.scope ?? ALL_APIS).split(' ').filter((s) => s && s !== 'offline_access');
+    const grantedScopes = granted.includes(ALL_APIS) ? undefined : granted;
+    if (!sameScopeList(grantedScopes, created.scopes.scopes)) {
+      throw new PermanentError(
+        `the new secret's tokens carry "${token.scope ?? ''}", not the scopes of the secret it replaces ("${describeScopes(created.scopes)}")`,
+      );
+    }
   },
 
   async revoke(t, credentialId, _ctx, deps) {
@@ -105,19 +154,35 @@ export const databricksSpSecret: Rotator<Target> = {
   },
 
   async list(t, _ctx, deps) {
-    const res = await deps.databricks.call<{ secrets?: SpSecret[] }>(
-      deps.settings.DATABRICKS_ACCOUNTS_HOST,
-      basePath(t),
-      {
-        method: 'GET',
-        auth: { bearer: await accountToken(deps) },
-      },
-    );
+    const secrets = await listSecrets(t, deps, { bearer: await accountToken(deps) });
     // The API keeps no comment, so these credentials carry no marker; reconcile goes by time instead.
-    return (res.secrets ?? []).map((s) => ({
+    return secrets.map((s) => ({
       id: s.id,
       createdAt: new Date(s.create_time),
       expiresAt: s.expire_time ? new Date(s.expire_time) : undefined,
     }));
   },
 };
+
+/** Every secret of the service principal, following `next_page_token`. */
+function listSecrets(t: Target, deps: RotatorDeps, auth: { bearer: string }): Promise<SpSecret[]> {
+  return deps.databricks.listAll<SpSecret>(deps.settings.DATABRICKS_ACCOUNTS_HOST, basePath(t), 'secrets', {
+    auth,
+  });
+}
+
+/** The scopes of the secret in the vault: the one `credential-id` names, else the one whose hash matches. */
+function currentScopes(secrets: SpSecret[], ctx: SecretContext): TokenScopes | { unreadable: string } {
+  const hash = createHash('sha256').update(ctx.currentValue).digest('hex');
+  const mine =
+    secrets.find((s) => ctx.credentialId !== undefined && s.id === ctx.credentialId) ??
+    secrets.find((s) => s.secret_hash === hash);
+  if (!mine) {
+    return {
+      unreadable: ctx.credentialId
+        ? `secret ${ctx.credentialId} is not among the service principal's secrets`
+        : `no ${TAGS.credentialId} tag names it and no listed secret matches its hash`,
+    };
+  }
+  return scopesOf(mine);
+}

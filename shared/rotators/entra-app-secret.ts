@@ -2,8 +2,18 @@ import { ClientSecretCredential } from '@azure/identity';
 import { z } from 'zod';
 import { isPublicAuthority } from '../clients/credential';
 import { MARKER_PREFIX, RESOURCE_SCOPES, TAGS } from '../constants';
-import { TransientError } from '../errors';
+import { ProviderError, TransientError } from '../errors';
+import { createWithRoom, type CredentialLimit } from './room';
 import type { Rotator } from './types';
+
+/**
+ * Entra caps an application's password credentials (2 for apps that allow personal Microsoft
+ * accounts; otherwise the application object's size limit): Graph answers 400 on the property.
+ */
+const PASSWORDS_PER_APP: CredentialLimit = {
+  name: "password credentials on the application (Entra's per-app limit)",
+  reached: (e) => e instanceof ProviderError && e.status === 400 && /'passwordCredentials'/.test(e.message),
+};
 
 const appIdSchema = z.guid({ error: 'expected the application (client) id (GUID)' });
 
@@ -38,9 +48,16 @@ export const entraAppSecret: Rotator<{ appId: string }> = {
     return app.tags.some((tag) => accepted.includes(tag));
   },
 
-  async create(t, _ctx, { expiresAt, marker }, { graph }) {
-    const res = await graph.addPassword(t.appId, marker, expiresAt);
-    return { id: res.keyId, value: res.secretText, expiresAt: new Date(res.endDateTime) };
+  async create(t, ctx, { expiresAt, marker }, deps) {
+    const mint = async () => {
+      const res = await deps.graph.addPassword(t.appId, marker, expiresAt);
+      return { id: res.keyId, value: res.secretText, expiresAt: new Date(res.endDateTime) };
+    };
+    return createWithRoom(PASSWORDS_PER_APP, mint, {
+      ctx,
+      list: () => entraAppSecret.list(t, ctx, deps),
+      revoke: (id) => entraAppSecret.revoke(t, id, ctx, deps),
+    });
   },
 
   async verify(t, value, { settings }) {

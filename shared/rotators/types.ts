@@ -20,10 +20,21 @@ export interface CredentialInfo {
   hint?: string;
 }
 
+/**
+ * What a Databricks token may call: `scopes` undefined means every API its owner can call. A
+ * successor always gets exactly its predecessor's scopes and autoscope setting, never wider.
+ */
+export interface TokenScopes {
+  scopes?: string[];
+  autoscope: boolean;
+}
+
 export interface NewCredential {
   id: string;
   value: string;
   expiresAt: Date;
+  /** The scopes it was created with, for kinds whose credentials carry scopes. */
+  scopes?: TokenScopes;
 }
 
 /** What every rotator gets: the service's clients, created once per process. */
@@ -41,6 +52,15 @@ export interface SecretContext {
   secretName: string;
   /** The value of the current version: some providers authenticate with it (a PAT creates its successor). */
   currentValue: string;
+  /** The provider ids the vault references (state tags): never revoked to make room at a limit. */
+  credentialId?: string;
+  previousCredentialId?: string;
+  /** The current version's tags, for kind-specific options that are not part of the target. */
+  tags?: Readonly<Record<string, string>>;
+  /** Whether the issuance record proves this service issued (or adopted) the credential for this secret. */
+  issued?: (credentialId: string) => boolean;
+  /** Called after a credential was revoked to make room at a provider limit (closes its record). */
+  freed?: (credentialId: string) => Promise<void>;
 }
 
 /**
@@ -72,8 +92,11 @@ export interface Rotator<Target = unknown> {
     request: { lifetimeSeconds: number; expiresAt: Date; marker: string },
     deps: RotatorDeps,
   ): Promise<NewCredential>;
-  /** Resolves if the credential works; throws (a TransientError while it may still propagate) if not. */
-  verify(target: Target, value: string, deps: RotatorDeps): Promise<void>;
+  /**
+   * Resolves if the credential works; throws (a TransientError while it may still propagate) if not.
+   * Given the `created` credential, it also proves the value reaches what its scopes allow.
+   */
+  verify(target: Target, value: string, deps: RotatorDeps, created?: NewCredential): Promise<void>;
   /** Revokes a credential; an unknown id counts as revoked (idempotent). */
   revoke(target: Target, credentialId: string, ctx: SecretContext, deps: RotatorDeps): Promise<void>;
   /** The credentials that exist for the target now, for reconciliation. */

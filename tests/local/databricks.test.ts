@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes, randomUUID, verify, type JsonWebKey } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomUUID, verify, type JsonWebKey } from 'node:crypto';
 import { request } from 'undici';
 import { appCredential, useLocalAzure } from '../support/localAzure';
 
@@ -112,6 +112,7 @@ let ws: string;
 let accountSecrets: string;
 let spId: string;
 let principalIds: Record<string, string>;
+let workspaceId: string;
 
 const entraToken = async (appId: string, secret: string, scope = DATABRICKS_SCOPE) =>
   (await appCredential(azure(), appId, secret).getToken(scope))!.token;
@@ -184,6 +185,7 @@ beforeAll(async () => {
   const workspace = seed.workspaces.ws1!;
   ws = workspace.url;
   principalIds = workspace.principals;
+  workspaceId = workspace.workspaceId;
   spId = seed.accounts[IDS.account]!.servicePrincipals[IDS.spApp]!.id;
   accountSecrets = `${seed.accountsUrl}/api/2.0/accounts/${IDS.account}/servicePrincipals/${spId}/credentials/secrets`;
 });
@@ -269,7 +271,10 @@ describe('personal access tokens', () => {
       creation_time: expect.any(Number),
       expiry_time: info.creation_time + 3600 * 1000,
       comment: 'rotation',
+      autoscope_state: 'AUTOSCOPE_STATE_DISABLED',
     });
+    // Like Databricks, the id is the SHA-256 of the token value.
+    expect(info.token_id).toBe(createHash('sha256').update(created.body.token_value).digest('hex'));
 
     const list = await call(`${ws}/api/2.0/token/list`, { auth: user });
     expect(list.status).toBe(200);
@@ -345,6 +350,7 @@ describe('token management', () => {
       created_by_id: Number(principalIds[USER]),
       created_by_username: USER,
       owner_id: Number(principalIds[USER]),
+      workspace_id: Number(workspaceId),
     };
 
     const all = await call(tokens(), { auth: admin });
@@ -599,12 +605,16 @@ describe('account SCIM service principals and account-level OAuth', () => {
       expect(none.body).toMatchObject({ Resources: [], totalResults: 0 });
     });
 
-    test('an unsupported filter is 400 INVALID_PARAMETER_VALUE', async () => {
-      const res = await call(`${scim()}?filter=${encodeURIComponent('displayName co "dbx"')}`, {
+    test('an unsupported filter is a SCIM 400 invalidFilter', async () => {
+      const res = await call(`${scim()}?filter=${encodeURIComponent('displayName gt "dbx"')}`, {
         auth: await admin(),
       });
       expect(res.status).toBe(400);
-      expect(res.body.error_code).toBe('INVALID_PARAMETER_VALUE');
+      expect(res.body).toMatchObject({
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+        status: '400',
+        scimType: 'invalidFilter',
+      });
     });
 
     test('401 without a token', async () => {
@@ -630,12 +640,13 @@ describe('account SCIM service principals and account-level OAuth', () => {
     test.each([
       ['service principal id', () => '999'],
       ['service principal of another account', () => otherSpId],
-    ])('an unknown %s is 404 RESOURCE_DOES_NOT_EXIST', async (_case, id) => {
+    ])('an unknown %s is a SCIM 404', async (_case, id) => {
       const res = await call(`${scim()}/${id()}`, { auth: await admin() });
       expect(res.status).toBe(404);
       expect(res.body).toEqual({
-        error_code: 'RESOURCE_DOES_NOT_EXIST',
-        message: `Service principal ${id()} does not exist.`,
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+        detail: `Service principal ${id()} not found.`,
+        status: '404',
       });
     });
 

@@ -306,3 +306,61 @@ test('tokens verify against the JWKS published through the OIDC document', async
     verify('RSA-SHA256', Buffer.from(`${header}.${forged}`), key, Buffer.from(signature, 'base64url')),
   ).toBe(false);
 });
+
+describe('token endpoint wire details', () => {
+  const tokenUrl = () => `${azure().authorityHost}/${azure().state.tenantId}/oauth2/v2.0/token`;
+  const post = async (form: Record<string, string>, authorization?: string, method = 'POST') => {
+    const res = await fetch(tokenUrl(), {
+      method,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(authorization ? { authorization } : {}),
+      },
+      body: method === 'GET' ? undefined : new URLSearchParams(form).toString(),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const basic = (id: string, secret: string) =>
+    `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+  const form = { grant_type: 'client_credentials', scope: SCOPES.vault };
+
+  test('client_secret_basic: the secret in an Authorization: Basic header gets a token', async () => {
+    const res = await post(form, basic(ids.app, SECRETS.app));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ token_type: 'Bearer', access_token: expect.any(String) });
+  });
+
+  test('client_secret_basic with a wrong secret is AADSTS7000215 invalid_client', async () => {
+    const res = await post(form, basic(ids.app, 'wrong~secret'));
+    expect(res.status).toBe(401);
+    expect(res.body).toMatchObject({ error: 'invalid_client', error_codes: [7000215] });
+  });
+
+  test('a Basic header and a body secret together, or two different client ids, are invalid requests', async () => {
+    const both = await post({ ...form, client_secret: SECRETS.app }, basic(ids.app, SECRETS.app));
+    expect(both).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+    const mismatch = await post({ ...form, client_id: ids.admin }, basic(ids.app, SECRETS.app));
+    expect(mismatch).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+  });
+
+  test('unknown Entra routes and wrong methods answer with Entra’s error shape', async () => {
+    const get = await post({}, undefined, 'GET');
+    expect(get.status).toBe(400);
+    expect(get.body).toMatchObject({
+      error: 'invalid_request',
+      error_codes: [900561],
+      error_description: expect.stringMatching(/^AADSTS900561: The endpoint only accepts POST/),
+      correlation_id: expect.any(String),
+      trace_id: expect.any(String),
+    });
+    const unknown = await fetch(
+      `${azure().authorityHost}/${azure().state.tenantId}/oauth2/v2.0/nothing-here`,
+    );
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({
+      error: 'invalid_request',
+      error_description: expect.stringMatching(/^AADSTS\d+: /),
+      error_codes: [expect.any(Number)],
+    });
+  });
+});

@@ -597,3 +597,40 @@ describe('throttling (429 + Retry-After from the fault injector)', () => {
     expect(listCount() - before).toBe(4);
   });
 });
+
+describe("Entra's per-app password credential limit", () => {
+  test('an app that allows personal accounts holds two client secrets; expired ones count; removing one makes room', async () => {
+    const appId = randomUUID();
+    await azure().seed({
+      apps: [
+        {
+          displayName: 'consumer-app',
+          appId,
+          owners: [ids.rotator],
+          signInAudience: 'AzureADandPersonalMicrosoftAccount',
+          secrets: [
+            { value: SECRETS.owned, endDateTime: new Date(azure().clock.now() - 1000).toISOString() },
+          ],
+        },
+      ],
+    });
+    const client = clients.rotator();
+    const add = () =>
+      client.api(`/applications(appId='${appId}')/addPassword`).post({ passwordCredential: {} });
+    const second = (await add()) as PasswordCredentialJson;
+    expect(second.keyId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const e = await graphError(add());
+    expectGraphError(
+      e,
+      400,
+      'Request_BadRequest',
+      "Invalid value specified for property 'passwordCredentials' of resource 'Application'.",
+    );
+    const app = (await client.api(`/applications(appId='${appId}')`).get()) as ApplicationJson;
+    expect(app.passwordCredentials).toHaveLength(2);
+
+    await client.api(`/applications(appId='${appId}')/removePassword`).post({ keyId: second.keyId });
+    await expect(add()).resolves.toMatchObject({ keyId: expect.any(String) });
+  });
+});

@@ -491,3 +491,32 @@ describe('never throws', () => {
     expect(() => read(tags)).not.toThrow();
   });
 });
+
+describe(`the ${TAGS.databricksScopes} tag`, () => {
+  test.each([
+    ['pat', 'sql,jobs:read'],
+    ['pat', 'all-apis'],
+    ['sp', 'sql unity-catalog:read'],
+    ['pat', 'sql:restricted-query, authentication'],
+  ] as const)('is accepted on %s as %j', (kind, value) => {
+    expect(ok({ ...VALID[kind], [TAGS.databricksScopes]: value }).kind).toBe(VALID[kind][TAGS.kind]);
+  });
+
+  test.each([
+    ['pat', 'sql;DROP'],
+    ['pat', 'all-apis,sql'],
+    ['sp', ''],
+    ['sp', 'SQL'],
+    ['pat', 'sql:write'],
+  ] as const)('a malformed value on %s (%j) is a finding', (kind, value) => {
+    onlyFinding(
+      { ...VALID[kind], [TAGS.databricksScopes]: value },
+      TAGS.databricksScopes,
+      /expected scopes such as/,
+    );
+  });
+
+  test('on an Entra app secret it would be ignored: a finding, not silence', () => {
+    onlyFinding({ ...VALID.app, [TAGS.databricksScopes]: 'sql' }, TAGS.databricksScopes, /would be ignored/);
+  });
+});

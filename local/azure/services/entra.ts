@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Emulator } from '../server';
-import { HttpError, json, readForm, Router, type EmulatorRequest } from '../http';
+import { basicCredentials, HttpError, json, readForm, Router, type EmulatorRequest } from '../http';
 import { audienceMatches, decodeJwt, JwtError } from '../jwt';
 import { AppRegistration, ManagedIdentity, sha256 } from '../state';
 import { TokenService } from '../tokens';
@@ -87,7 +87,7 @@ export function entraRoutes(em: Emulator, router: Router): void {
           `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
         );
       }
-      const app = authenticateClient(em, form);
+      const app = authenticateClient(em, clientCredentials(req, form));
       const audience = TokenService.audienceFor(resource);
       const { token } = em.tokens.issue(app.servicePrincipal, audience);
       return json(200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
@@ -109,6 +109,54 @@ export function entraRoutes(em: Emulator, router: Router): void {
         client_id: identity.appId,
       });
     });
+
+  // Anything else under a tenant's Entra paths gets Entra's error shape, not the server's.
+  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+    for (const area of ['oauth2', 'v2.0', 'discovery']) {
+      router.add(method, `/:tenant/${area}/:rest*`, (req) => {
+        if (req.path.endsWith('/oauth2/v2.0/token')) {
+          throw aadError(
+            400,
+            'invalid_request',
+            900561,
+            `The endpoint only accepts POST, OPTIONS requests. Received a ${req.method} request.`,
+          );
+        }
+        throw aadError(404, 'invalid_request', 90100, `The request path '${req.path}' is not valid.`);
+      });
+    }
+  }
+}
+
+/**
+ * The client's id and secret, from the form (`client_secret_post`) or an `Authorization: Basic`
+ * header (`client_secret_basic`, RFC 6749 §2.3.1: both parts form-urlencoded). Using both, or
+ * naming two different clients, is an invalid request.
+ */
+function clientCredentials(req: EmulatorRequest, form: URLSearchParams): URLSearchParams {
+  const basic = basicCredentials(req);
+  if (!basic) return form;
+  if (form.get('client_secret') !== null || form.get('client_assertion') !== null) {
+    throw aadError(
+      400,
+      'invalid_request',
+      90014,
+      'Only one client authentication method may be used: a Basic Authorization header, client_secret or client_assertion.',
+    );
+  }
+  const formId = form.get('client_id');
+  if (formId !== null && formId !== basic.user) {
+    throw aadError(
+      400,
+      'invalid_request',
+      900144,
+      'The client_id in the body does not match the Basic Authorization header.',
+    );
+  }
+  const merged = new URLSearchParams(form);
+  merged.set('client_id', basic.user);
+  merged.set('client_secret', basic.password);
+  return merged;
 }
 
 function pickManagedIdentity(identities: ManagedIdentity[], query: URLSearchParams): ManagedIdentity {

@@ -35,7 +35,22 @@ const PERMISSIONS = {
 const ODATA_JSON =
   'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
 
-const LIMITS = { defaultPageSize: 100, maxPageSize: 999, secretLifetimeYears: 2 } as const;
+const LIMITS = {
+  defaultPageSize: 100,
+  maxPageSize: 999,
+  secretLifetimeYears: 2,
+  /** Apps that allow personal Microsoft accounts hold at most two client secrets. */
+  personalAccountPasswords: 2,
+  /** Otherwise: Entra's global limit of about 1000 items across an app object's collections. */
+  appObjectItems: 1000,
+} as const;
+
+const PERSONAL_AUDIENCES: readonly string[] = [
+  'AzureADandPersonalMicrosoftAccount',
+  'PersonalMicrosoftAccount',
+];
+const passwordLimit = (app: AppRegistration) =>
+  PERSONAL_AUDIENCES.includes(app.signInAudience) ? LIMITS.personalAccountPasswords : LIMITS.appObjectItems;
 
 /** The properties an application object has here; `$select` may name only these. */
 const APP_PROPERTIES = ['id', 'appId', 'displayName', 'passwordCredentials', 'tags'] as const;
@@ -211,6 +226,14 @@ export function graphRoutes(em: Emulator, router: Router): void {
         400,
         'Request_BadRequest',
         "Invalid value specified for property 'endDateTime' of resource 'PasswordCredential'.",
+      );
+    }
+    // Expired credentials count too: they stay on the app object until removed.
+    if (app.passwordCredentials.length >= passwordLimit(app)) {
+      throw call.fail(
+        400,
+        'Request_BadRequest',
+        "Invalid value specified for property 'passwordCredentials' of resource 'Application'.",
       );
     }
     const displayName = typeof input.displayName === 'string' ? input.displayName : null;

@@ -221,9 +221,11 @@ test('rotates as the owner: the new PAT is the owner’s, works, and the old one
   expect(created.ownerId).toBe(s.ownerPrincipalId);
   // Created as the owner through Entra (federation), not with the current PAT; verified with the new PAT.
   expect(azure().servers.counts.total(ENTRA_TOKEN)).toBeGreaterThan(entraBefore);
-  // Then, once, the PAT a person stored is adopted: it still works and is the owner's only token that
-  // this service did not issue, so it is the one the vault held and may be revoked after the grace.
+  // The owner's token list first: the successor gets exactly the current PAT's scopes. Then, once,
+  // the PAT a person stored is adopted: it still works and is the owner's only token that this
+  // service did not issue, so it is the one the vault held and may be revoked after the grace.
   expect(calls).toEqual([
+    { method: 'GET', path: '/api/2.0/token/list', as: { appid: s.ownerAppId } },
     { method: 'POST', path: '/api/2.0/token/create', as: { appid: s.ownerAppId } },
     { method: 'GET', path: '/api/2.0/preview/scim/v2/Me', as: 'pat' },
     { method: 'GET', path: '/api/2.0/preview/scim/v2/Me', as: 'pat' },
@@ -264,6 +266,13 @@ test('recovers a PAT that already expired, where a plain PAT secret cannot', asy
   expect(await patWorks(s.tenant.workspaceUrl, s.pat)).toMatchObject({ works: false });
   expect(await patWorks(s.tenant.workspaceUrl, s.tenant.initial.pat)).toMatchObject({ works: false });
 
+  // An expired PAT is no longer listed, so its scopes cannot be read: without a tag naming them, a
+  // finding; with one, the successor gets exactly those.
+  const unread = expectStatus((await s.services.engine.rotate(request(s))).outcome, 'failed');
+  expect(unread).toMatchObject({ step: 'create', transient: false });
+  expect(unread.reason).toMatch(/cannot be read .* set the databricks-scopes tag/);
+  const version = azure().state.vaults.get(s.tenant.vaultName)!.secrets.get(SECRET)!.at(-1)!;
+  version.tags = { ...version.tags, [TAGS.databricksScopes]: 'all-apis' };
   const owned = await s.services.engine.rotate(request(s));
   const plain = await s.services.engine.rotate(request(s, SECRETS.pat));
 
@@ -365,7 +374,7 @@ test('the owner is the rotator’s own managed identity: rotated without federat
 
   const rotated = expectStatus(result.outcome, 'rotated');
   expect(tokens(s).find((t) => t.tokenId === rotated.credentialId)?.ownerId).toBe(s.ownerPrincipalId);
-  expect(calls[0]).toEqual({
+  expect(calls[1]).toEqual({
     method: 'POST',
     path: '/api/2.0/token/create',
     as: { appid: s.rotator.clientId },
