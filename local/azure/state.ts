@@ -160,6 +160,11 @@ export const seedSchema = z
                       issuer: z.url(),
                       subject: z.string().min(1),
                       audiences: z.array(z.string()).optional(),
+                      policyId: z.string().optional(),
+                      description: z.string().optional(),
+                      subjectClaim: z.string().optional(),
+                      jwksJson: z.string().optional(),
+                      jwksUri: z.url().optional(),
                     }),
                   )
                   .optional(),
@@ -287,7 +292,25 @@ export interface AccountServicePrincipal {
   applicationId: string;
   displayName: string;
   secrets: SpSecret[];
-  federationPolicies: { issuer: string; subject: string; audiences: string[] }[];
+  federationPolicies: FederationPolicy[];
+}
+
+/** A service principal federation policy, as the account API returns it. */
+export interface FederationPolicy {
+  policy_id: string;
+  uid: string;
+  name: string;
+  description: string;
+  create_time: string;
+  update_time: string;
+  oidc_policy: {
+    issuer: string;
+    audiences: string[];
+    subject: string;
+    subject_claim: string;
+    jwks_json?: string;
+    jwks_uri?: string;
+  };
 }
 
 export interface Account {

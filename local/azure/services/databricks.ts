@@ -11,7 +11,8 @@ import {
   type EmulatorRequest,
   type EmulatorResponse,
 } from '../http';
-import { audienceMatches, decodeJwt, JwtError } from '../jwt';
+import { decodeJwt, JwtError } from '../jwt';
+import { federatedServicePrincipal, federationPolicyRoutes } from './federation';
 import {
   newHexToken,
   sha256,
@@ -277,7 +278,11 @@ const jwks = (em: Emulator) => json(200, { keys: [em.tokens.key.jwk()] });
  * `{issuer}/v1/token`: OAuth M2M (client_credentials with an SP OAuth secret) and token federation
  * (RFC 8693 exchange of a JWT matching the SP's federation policy) → a one-hour Databricks token.
  */
-function oauthToken(em: Emulator, server: OAuthServer, req: EmulatorRequest): EmulatorResponse {
+async function oauthToken(
+  em: Emulator,
+  server: OAuthServer,
+  req: EmulatorRequest,
+): Promise<EmulatorResponse> {
   const form = readForm(req);
   const scope = form.get('scope') ?? 'all-apis';
 
@@ -293,7 +298,7 @@ function oauthToken(em: Emulator, server: OAuthServer, req: EmulatorRequest): Em
     }
     sp = candidate;
   } else if (grantType === GRANT.tokenExchange) {
-    sp = federatedSp(em, form, server);
+    sp = await federatedServicePrincipal(form, server, realNowSeconds());
   } else {
     throw oauthError(400, 'unsupported_grant_type', `Grant type '${grantType ?? ''}' is not supported.`);
   }
@@ -339,46 +344,6 @@ const accountOAuth = (em: Emulator, origin: string, accountId: string): OAuthSer
   accountId,
   kind: 'account',
 });
-
-/**
- * Token federation with a service principal federation policy: the subject token must be signed by
- * the local Entra and match one of the SP's policies (issuer, subject, audience; the default
- * audience is the account id).
- */
-function federatedSp(em: Emulator, form: URLSearchParams, server: OAuthServer): AccountServicePrincipal {
-  const fail = (description: string) => oauthError(400, 'invalid_grant', description);
-  if (form.get('subject_token_type') !== GRANT.jwtTokenType) {
-    throw oauthError(400, 'invalid_request', `subject_token_type must be ${GRANT.jwtTokenType}.`);
-  }
-  let claims;
-  try {
-    claims = em.tokens.key.verify(form.get('subject_token') ?? '', realNowSeconds());
-  } catch (e) {
-    if (!(e instanceof JwtError)) throw e;
-    throw fail(`The subject token could not be validated: ${e.message}.`);
-  }
-  const clientId = form.get('client_id');
-  const sp = server.findSp(clientId);
-  if (!sp) {
-    throw fail(
-      clientId
-        ? `Service principal ${clientId} is not in this ${server.kind}.`
-        : 'No account federation policy matches the subject token; pass client_id for a service principal federation policy.',
-    );
-  }
-  const match = sp.federationPolicies.find(
-    (p) =>
-      p.issuer === claims.iss &&
-      p.subject === claims.sub &&
-      audienceMatches(claims, p.audiences.length > 0 ? p.audiences : [server.accountId]),
-  );
-  if (!match) {
-    throw fail(
-      `The subject token (issuer '${String(claims.iss)}', subject '${String(claims.sub)}', audience '${String(claims.aud)}') does not match any federation policy of service principal ${sp.applicationId}.`,
-    );
-  }
-  return sp;
-}
 
 const spNotFound = (id: string | undefined) =>
   dbError(404, 'RESOURCE_DOES_NOT_EXIST', `Service principal ${id ?? ''} does not exist.`);
@@ -525,6 +490,11 @@ export function accountsRouter(em: Emulator): Router {
     em,
     router,
     '/api/2.0/accounts/:accountId/servicePrincipals/:spId/credentials/secrets',
+    (req) => accountAdmin(em, req),
+  );
+  federationPolicyRoutes(
+    router,
+    () => em.clock.now(),
     (req) => accountAdmin(em, req),
   );
   router
