@@ -130,7 +130,8 @@ async function viaEngine(
       version: v?.version,
       credentialId: outcome.credentialId,
       previousCredentialId: outcome.previousCredentialId,
-      expiresOn: outcome.newExpiry,
+      // What the vault holds (Key Vault keeps whole seconds).
+      expiresOn: v?.expiresOn?.toISOString() ?? outcome.newExpiry,
       revokePreviousAfter: outcome.revokePreviousAfter,
     });
   } else if (outcome.status === 'revoked') report.revoked = outcome.credentialIds;

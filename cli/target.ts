@@ -59,6 +59,18 @@ export function readSettingsFile(file: string): Record<string, string> {
  * Applies app settings to this process (DefaultAzureCredential reads IDENTITY_ENDPOINT and friends
  * from the environment, as in the function app), then wires the service's clients.
  */
+/** Closing a target also closes the service's HTTP connections (keep-alive sockets hold a process open). */
+function closing(target: Target): Target {
+  const close = target.close;
+  return {
+    ...target,
+    close: async () => {
+      await target.services.deps.databricks.close();
+      await close();
+    },
+  };
+}
+
 function wire(env: Record<string, string | undefined>): Pick<Target, 'settings' | 'services' | 'queues'> {
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete process.env[k];
@@ -84,17 +96,17 @@ export async function openTarget(options: TargetOptions): Promise<Target> {
   if (options.settings) {
     const file = path.resolve(options.settings);
     const env = readSettingsFile(file);
-    return {
+    return closing({
       mode: 'settings',
       description: `tenant ${env.AZURE_TENANT_ID ?? '?'} (settings from ${options.settings})`,
       ...wire(env),
       serviceRunning: true,
       close: async () => undefined,
-    };
+    });
   }
   const session = options.embedded ? undefined : readSession(options.sessionFile ?? SESSION_FILE);
   if (session) {
-    return {
+    return closing({
       mode: 'attached',
       description: `the running npm start (pid ${session.pid}${session.azureUrl ? `, local Azure ${session.azureUrl}` : ''})`,
       ...wire(session.env),
@@ -102,7 +114,7 @@ export async function openTarget(options: TargetOptions): Promise<Target> {
       logFile: session.logFile,
       serviceRunning: true,
       close: async () => undefined,
-    };
+    });
   }
   return startEmbedded();
 }
@@ -135,7 +147,7 @@ export function embeddedTarget(
   env: Record<string, string | undefined>,
   stop: () => Promise<void> = async () => undefined,
 ): Target {
-  return {
+  return closing({
     mode: 'embedded',
     description: `an embedded local Azure with the demo tenant (${azure.url}); start \`npm start\` to keep state between commands`,
     ...wire(env),
@@ -143,5 +155,5 @@ export function embeddedTarget(
     azure,
     serviceRunning: false,
     close: stop,
-  };
+  });
 }

@@ -183,6 +183,7 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       applicationId: p.applicationId,
       displayName: p.displayName ?? p.userName ?? p.applicationId ?? 'principal',
       admin: p.admin ?? false,
+      ...(p.active === false ? { active: false } : {}),
     }));
     const ws = await azure.addWorkspace({
       name: w.name,

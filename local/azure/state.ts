@@ -116,6 +116,8 @@ export const seedSchema = z
                   applicationId: z.uuid().optional(),
                   displayName: z.string().optional(),
                   admin: z.boolean().optional(),
+                  /** false: a deactivated user (left the company); its PATs stop working. */
+                  active: z.boolean().optional(),
                 })
                 .refine((p) => Boolean(p.userName) !== Boolean(p.applicationId), {
                   message:
@@ -256,6 +258,7 @@ export interface WorkspacePrincipal {
   applicationId?: string;
   displayName: string;
   admin: boolean;
+  active?: boolean;
 }
 
 export interface WorkspaceToken {

@@ -91,7 +91,8 @@ function authenticate(em: Emulator, ws: Workspace, req: EmulatorRequest): Worksp
     const hash = sha256(token);
     const pat = ws.tokens.find((t) => t.valueHash === hash && isLive(em, t));
     const owner = pat && ws.principals.find((p) => p.id === pat.ownerId);
-    if (!owner) throw invalidAccessToken();
+    // A deactivated user's tokens stop working with it.
+    if (!owner || owner.active === false) throw invalidAccessToken();
     return owner;
   }
   const appId = jwtAppId(em, token, oidcIssuer(ws));
@@ -223,6 +224,22 @@ export function workspaceRouter(em: Emulator, ws: Workspace): Router {
         emails: p.userName ? [{ type: 'work', value: p.userName, primary: true }] : [],
         groups: p.admin ? [{ display: 'admins', type: 'direct' }] : [],
         ...(p.applicationId ? { applicationId: p.applicationId } : {}),
+      });
+    })
+    .add('GET', '/api/2.0/preview/scim/v2/Users/:id', (req) => {
+      requireAdmin(req);
+      const p = ws.principals.find((x) => x.id === req.params.id && x.userName);
+      if (!p)
+        throw new HttpError(404, {
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+          detail: `User ${req.params.id ?? ''} not found.`,
+          status: '404',
+        });
+      return json(200, {
+        id: p.id,
+        userName: p.userName,
+        displayName: p.displayName,
+        active: p.active !== false,
       });
     })
     .add('GET', '/oidc/.well-known/oauth-authorization-server', () =>
