@@ -3,14 +3,14 @@ import path from 'node:path';
 import { request } from 'undici';
 import { parseDatabricksHost } from '../shared/hosts';
 import { redactError, registerSecret } from '../shared/redact';
-import { table, type CommandResult, type Progress } from './output';
+import { table, type CommandResult, type Progress, UsageError } from './output';
 import {
   accountIds,
   accountServicePrincipals,
   spFederationPolicies,
   type FederationPolicyView,
 } from './providers';
-import { UsageError, type Target } from './target';
+import type { Target } from './target';
 import { listVaults } from './vaults';
 
 export interface FederationCheckOptions {

@@ -1,7 +1,7 @@
 import { ROTATORS } from '../shared/rotators';
-import { day, parseDuration, relative, table, type CommandResult, type Progress } from './output';
+import { day, parseDuration, relative, table, type CommandResult, type Progress, UsageError } from './output';
 import { readProviders, type ProviderCredential } from './providers';
-import { UsageError, type Target } from './target';
+import type { Target } from './target';
 import { listVaults, type SecretRow } from './vaults';
 
 export interface InventoryOptions {
@@ -65,7 +65,7 @@ export async function inventory(
   const text = [`Inventory of ${target.description}, ${now.toISOString()}`, '', 'Vault secrets'];
   text.push(
     ...(table(
-      ['VAULT', 'SECRET', 'KIND', 'EXPIRES', '', 'STATE'],
+      ['VAULT', 'SECRET', 'KIND', 'EXPIRES', 'LEFT', 'STATE'],
       secrets.map((s) => [
         s.vault,
         s.secret,

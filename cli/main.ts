@@ -5,14 +5,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../shared/errors';
 import { redactError } from '../shared/redact';
-import { doctor } from './doctor';
-import { federationCheck } from './federation';
-import { inventory } from './inventory';
-import { onboard } from './onboard';
-import { progress as makeProgress, type CommandResult, type Progress } from './output';
-import { plan } from './plan';
-import { runOperation, type Operation } from './rotate';
-import { openTarget, UsageError, type Target, type TargetOptions } from './target';
+import type { FederationCheckOptions } from './federation';
+import type { InventoryOptions } from './inventory';
+import type { OnboardOptions } from './onboard';
+import { progress as makeProgress, UsageError, type CommandResult, type Progress } from './output';
+import type { Operation } from './rotate';
+import type { Target, TargetOptions } from './target';
 
 interface Common extends TargetOptions {
   json?: boolean;
@@ -30,7 +28,8 @@ const defaultIo: Io = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
   progress: () => makeProgress(),
-  open: openTarget,
+  // Commands load their modules (and the Azure SDKs) only when they run: --help stays quick.
+  open: async (options) => (await import('./target')).openTarget(options),
 };
 
 /** Builds the program; `run` resolves to the exit code (commander never exits the process itself). */
@@ -88,13 +87,11 @@ export function buildProgram(io: Io = defaultIo): { program: Command; run(argv: 
       ]),
     )
     .option('--expiring-within <duration>', 'only what expires within e.g. 30d, 12h')
-    .action(
-      action((t, p, o: { vault?: string; kind?: string; expiringWithin?: string }) => inventory(t, o, p)),
-    );
+    .action(action(async (t, p, o: InventoryOptions) => (await import('./inventory')).inventory(t, o, p)));
 
   command('plan')
     .description('exactly what the next scan would enqueue and announce, and why (no writes)')
-    .action(action((t, p) => plan(t, p)));
+    .action(action(async (t, p) => (await import('./plan')).plan(t, p)));
 
   const operation = (name: Operation, description: string) => {
     const cmd = command(name)
@@ -105,10 +102,11 @@ export function buildProgram(io: Io = defaultIo): { program: Command; run(argv: 
     if (name === 'rotate')
       cmd.option('--force', 'rotate even if not due (a leak); also revokes a previous credential in grace');
     cmd.action(
-      action((t, p, ref: string, o: { force?: boolean; dryRun?: boolean; timeout: string }) => {
+      action(async (t, p, ref: string, o: { force?: boolean; dryRun?: boolean; timeout: string }) => {
         const timeoutSeconds = Number(o.timeout);
         if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0)
           throw new UsageError(`--timeout must be seconds, not ${o.timeout}`);
+        const { runOperation } = await import('./rotate');
         return runOperation(t, name, ref, { force: o.force, dryRun: o.dryRun, timeoutSeconds }, p);
       }),
     );
@@ -144,11 +142,15 @@ export function buildProgram(io: Io = defaultIo): { program: Command; run(argv: 
     .option('--grace-hours <n>', 'keep the previous credential this long')
     .option('--notify <list>', 'extra recipients: emails or channel names')
     .option('--dry-run', 'check and show, write nothing')
-    .action(action((t, p, ref: string, o: Parameters<typeof onboard>[2]) => onboard(t, ref, o, p)));
+    .action(
+      action(async (t, p, ref: string, o: OnboardOptions) =>
+        (await import('./onboard')).onboard(t, ref, o, p),
+      ),
+    );
 
   command('doctor')
     .description('checks the setup from the operator’s seat; each line is ok or a problem with its fix')
-    .action(action((t, p) => doctor(t, p)));
+    .action(action(async (t, p) => (await import('./doctor')).doctor(t, p)));
 
   const federation = program
     .command('federation')
@@ -163,7 +165,11 @@ export function buildProgram(io: Io = defaultIo): { program: Command; run(argv: 
     .option('--token-file <file>', 'the workload token file (e.g. the projected service-account token)')
     .option('--token-env <name>', 'an environment variable holding the workload token')
     .option('--account-id <id>', 'the Databricks account (default: the accounts the service knows)')
-    .action(action((t, p, o: Parameters<typeof federationCheck>[1]) => federationCheck(t, o, p)));
+    .action(
+      action(async (t, p, o: FederationCheckOptions) =>
+        (await import('./federation')).federationCheck(t, o, p),
+      ),
+    );
 
   return {
     program,

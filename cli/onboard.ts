@@ -3,9 +3,9 @@ import { readPolicy } from '../shared/policy';
 import { redactError } from '../shared/redact';
 import { ROTATORS } from '../shared/rotators';
 import type { Finding } from '../shared/rotators/types';
-import type { CommandResult, Progress } from './output';
+import { UsageError, type CommandResult, type Progress } from './output';
 import { parseSecretRef } from './rotate';
-import { UsageError, type Target } from './target';
+import type { Target } from './target';
 
 export interface OnboardOptions {
   kind: string;

@@ -1,3 +1,8 @@
+/** Usage problems (bad options, unreadable settings file): exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 /** What every command returns: data for `--json`, lines for people, and the exit code. */
 export interface CommandResult {
   /** 0 ok, 1 findings or failure. */

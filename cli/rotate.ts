@@ -5,8 +5,8 @@ import { STORAGE, TAGS } from '../shared/constants';
 import type { Outcome } from '../shared/rotation/engine';
 import { routeNotification } from '../shared/notifications/routing';
 import type { WorkItem } from '../shared/work';
-import { day, type CommandResult, type Progress } from './output';
-import { UsageError, type Target } from './target';
+import { day, type CommandResult, type Progress, UsageError } from './output';
+import type { Target } from './target';
 import { poisonedWork } from './vaults';
 
 export type Operation = WorkItem['op'];

@@ -12,6 +12,7 @@ import { parseSettings, type Settings } from '../shared/config';
 import { createServices, type Services } from '../shared/services';
 import type { LocalAzure } from '../local/azure';
 import { readSession, SESSION_FILE } from '../local/session';
+import { UsageError } from './output';
 
 export type TargetMode = 'settings' | 'attached' | 'embedded';
 
@@ -31,11 +32,6 @@ export interface Target {
   /** True when a deployed (or running) function app processes the rotation queue. */
   serviceRunning: boolean;
   close(): Promise<void>;
-}
-
-/** Usage problems (bad options, unreadable settings file): exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
 }
 
 /** `local.settings.json` Values, as `func start` reads them. */
