@@ -90,9 +90,14 @@ export async function inventory(
   ]);
   text.push(...table(['PROVIDER', 'WHERE', 'ID', 'OWNER', 'EXPIRES', 'LAST USED', 'HELD BY', 'FLAGS'], rows));
   if (credentials.length === 0) text.push('  none match');
-  const advice = credentials.flatMap((c) =>
-    c.advice.map((a) => `${c.provider} ${c.id.slice(0, 12)} (${c.heldBy ?? c.where}): ${a}`),
-  );
+  // One line per secret (or provider place) and advice: a current and a previous credential share it.
+  const advice = [
+    ...new Set(
+      credentials.flatMap((c) =>
+        c.advice.map((a) => `${c.heldBy?.replace(' (previous)', '') ?? `${c.provider} ${c.where}`}: ${a}`),
+      ),
+    ),
+  ];
   if (advice.length) text.push('', 'Advice', ...advice.map((a) => `  • ${a}`));
   if (problems.length) text.push('', 'Could not read', ...problems.map((p) => `  ✗ ${p}`));
   text.push(

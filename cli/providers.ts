@@ -121,7 +121,7 @@ async function entra(target: Target, secrets: SecretRow[], out: ProviderInventor
       target,
       `/applications/${id}?$select=id,appId,displayName,passwordCredentials`,
     );
-    const fics = await graphGet<{ value: unknown[] }>(
+    const fics = await graphGet<{ value: { issuer: string; subject: string }[] }>(
       target,
       `/applications/${id}/federatedIdentityCredentials`,
     );
@@ -141,7 +141,11 @@ async function entra(target: Target, secrets: SecretRow[], out: ProviderInventor
         expiresOn: p.endDateTime,
         heldBy,
         flags,
-        advice: fics.value.length ? [RETIRE] : [],
+        advice: fics.value.length
+          ? [
+              `${RETIRE} (federated credential: ${fics.value.map((f) => `${f.issuer} ${f.subject}`).join('; ')})`,
+            ]
+          : [],
       });
     }
   }
@@ -368,7 +372,11 @@ async function spSecrets(target: Target, secrets: SecretRow[], out: ProviderInve
             ...(heldBy ? [] : ['no vault references it']),
             ...(s.status && s.status !== 'ACTIVE' ? [s.status.toLowerCase()] : []),
           ],
-          advice: policies.length ? [RETIRE] : [],
+          advice: policies.length
+            ? [
+                `${RETIRE} (policy ${policies.map((p) => `${p.policy_id}: ${p.oidc_policy.issuer} ${p.oidc_policy.subject ?? ''}`.trim()).join('; ')})`,
+              ]
+            : [],
         });
       }
     }

@@ -51,10 +51,12 @@ describe('inventory', () => {
     expect(forgotten.flags).toEqual(['never expires', 'no vault references it']);
     const sp = byHolder(`${DEMO_SECRETS.sp.vault}/${DEMO_SECRETS.sp.name}`)!;
     expect(sp).toMatchObject({ provider: 'databricks-sp', id: demo().credentialIds.sp, flags: [] });
-    expect(sp.advice).toEqual(['could be retired: federation is configured']);
+    expect(sp.advice).toEqual([
+      'could be retired: federation is configured (policy aks-etl: https://oidc.prod-aks.azure.com/00000000-0000-4000-8000-00000000aks1/ system:serviceaccount:etl:etl-pipeline)',
+    ]);
     // The reporting app has a federated credential (GitHub Actions); the billing app has none.
     expect(byHolder(`${DEMO_SECRETS.app.vault}/${DEMO_SECRETS.app.name}`)!.advice).toEqual([
-      'could be retired: federation is configured',
+      'could be retired: federation is configured (federated credential: https://token.actions.githubusercontent.com repo:contoso/reporting:environment:production)',
     ]);
     expect(byHolder(`${DEMO_SECRETS.badTag.vault}/${DEMO_SECRETS.badTag.name}`)!.advice).toEqual([]);
   });
