@@ -4,6 +4,7 @@ import { redactError } from '../shared/redact';
 import { ROTATORS } from '../shared/rotators';
 import type { Finding } from '../shared/rotators/types';
 import { UsageError, type CommandResult, type Progress } from './output';
+import { graphGet } from './providers';
 import { parseSecretRef } from './rotate';
 import type { Target } from './target';
 
@@ -144,10 +145,21 @@ export async function onboard(
         );
     }
   }
-  if (policy.kind === 'entra-app-secret')
-    admin.push(
-      `the service's identity (${target.settings.AZURE_CLIENT_ID ?? 'its managed identity'}) must be an owner of the app (Application.ReadWrite.OwnedBy)`,
+  if (policy.kind === 'entra-app-secret') {
+    const appId = tags[TAGS.entraAppId]?.toLowerCase();
+    const owned = await graphGet<{ value: { appId: string }[] }>(
+      target,
+      `/servicePrincipals(appId='${target.settings.AZURE_CLIENT_ID}')/ownedObjects`,
+    ).then(
+      (r) => r.value.some((a) => a.appId.toLowerCase() === appId),
+      () => false,
     );
+    if (owned) text.push(`✓ the service's identity owns the application`);
+    else
+      admin.push(
+        `make the service's identity (${target.settings.AZURE_CLIENT_ID ?? 'its managed identity'}) an owner of the app (Application.ReadWrite.OwnedBy only reaches owned apps)`,
+      );
+  }
   if (policy.kind === 'databricks-sp-secret')
     admin.push(
       `the service's identity must be an admin of Databricks account ${tags[TAGS.databricksAccountId]}`,

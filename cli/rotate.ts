@@ -143,8 +143,8 @@ async function viaEngine(
 
 /**
  * Enqueues the work item on the service's queue and watches the vault (and the poison queue) for the
- * outcome: a new version for rotate, the previous credential's tag gone for revoke-previous, and for
- * reconcile the message handled without coming back.
+ * outcome: a new version for rotate, the previous credential's tag gone for revoke-previous, the
+ * orphans gone for reconcile; or the message handled without coming back.
  */
 async function viaQueue(
   target: Target,
@@ -162,6 +162,23 @@ async function viaQueue(
       ...ref,
       reason: `secret ${ref.secret} does not exist in ${ref.vault}`,
     };
+  // A dry run first (the engine in this process, changing nothing): work the service would skip is
+  // reported at once instead of enqueued; for reconcile it lists the orphans to wait for.
+  const preview = await viaEngine(target, op, ref, { ...o, dryRun: true }).catch(() => undefined);
+  if (op === 'reconcile' && preview?.status === 'planned' && preview.plan?.length === 0)
+    return {
+      ...preview,
+      status: 'skipped',
+      how: 'queue',
+      reason: 'no orphaned credentials (checked with a dry run; nothing was enqueued)',
+    };
+  if (preview?.status === 'skipped')
+    return {
+      ...preview,
+      how: 'queue',
+      reason: `${preview.reason} (checked with a dry run; nothing was enqueued)`,
+    };
+  const orphans = op === 'reconcile' && preview?.status === 'planned' ? (preview.plan ?? []) : undefined;
   const item: WorkItem = {
     op,
     ...ref,
@@ -203,6 +220,17 @@ async function viaQueue(
         ...ref,
         revoked: [before.tags[TAGS.previousCredentialId] as string],
       };
+    if (orphans?.length) {
+      const left = await viaEngine(target, op, ref, { ...o, dryRun: true }).catch(() => undefined);
+      if (left?.status === 'skipped' || (left?.status === 'planned' && left.plan?.length === 0))
+        return {
+          status: 'revoked',
+          how: 'queue',
+          op,
+          ...ref,
+          revoked: orphans.map((p) => p.replace(/^revoke orphaned credential /, '')),
+        };
+    }
     const poisoned = (await poisonedWork(target)).get(`${ref.vault}/${ref.secret}`);
     if (poisoned?.reason === item.reason)
       return {
@@ -224,8 +252,7 @@ async function viaQueue(
         how: 'queue',
         op,
         ...ref,
-        reason:
-          'the service handled the request and the vault shows no change (not due, nothing to revoke, or no orphans); its notices and logs say which',
+        reason: 'the service handled the request and the vault shows no change; its notices and logs say why',
       };
   }
   return {
