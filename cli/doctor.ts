@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { HANDLED_EVENT_TYPES, RESOURCE_SCOPES, STORAGE, TAGS } from '../shared/constants';
+import type { ConfigError } from '../shared/errors';
 import { redactError } from '../shared/redact';
 import { parseTelemetryLine } from '../local/host/telemetry';
 import type { CommandResult, Progress } from './output';
@@ -341,6 +342,30 @@ async function poisonDepths(target: Target, checks: Check[]): Promise<void> {
   }
 }
 
+/** Doctor's answer when the settings do not parse: one problem per setting, nothing else can be checked. */
+export function settingsChecks(e: ConfigError): CommandResult {
+  const checks: Check[] = e.issues.map((i) => ({
+    area: 'settings',
+    subject: i.setting,
+    ok: false,
+    detail: i.problem,
+    fix: `set ${i.setting} in the app settings (local.settings.json Values; in Azure, infra/app/api.bicep)`,
+  }));
+  return render(checks, 'the app settings (nothing else can be checked until they are valid)');
+}
+
+function render(checks: Check[], description: string): CommandResult {
+  const problems = checks.filter((c) => !c.ok);
+  const width = Math.max(...checks.map((c) => `${c.area} ${c.subject}`.length));
+  const text = [`Doctor: ${description}`, ''];
+  for (const c of checks) {
+    text.push(`${c.ok ? '✓' : '✗'} ${`${c.area} ${c.subject}`.padEnd(width)}  ${c.detail}`);
+    if (c.fix) text.push(`  ${' '.repeat(width)}  fix: ${c.fix}`);
+  }
+  text.push('', problems.length ? `${problems.length} problem(s)` : 'No problems found.');
+  return { exitCode: problems.length ? 1 : 0, data: { checks }, text };
+}
+
 export async function doctor(target: Target, progress: Progress): Promise<CommandResult> {
   const checks: Check[] = [];
   const s = target.settings;
@@ -384,13 +409,5 @@ export async function doctor(target: Target, progress: Progress): Promise<Comman
   await guard('databricks', 'Databricks', () => databricksChecks(target, secrets, checks));
   lastScans(target, vaults, checks);
   await guard('queues', 'poison queues', () => poisonDepths(target, checks));
-  const problems = checks.filter((c) => !c.ok);
-  const width = Math.max(...checks.map((c) => `${c.area} ${c.subject}`.length));
-  const text = [`Doctor: ${target.description}`, ''];
-  for (const c of checks) {
-    text.push(`${c.ok ? '✓' : '✗'} ${`${c.area} ${c.subject}`.padEnd(width)}  ${c.detail}`);
-    if (c.fix) text.push(`  ${' '.repeat(width)}  fix: ${c.fix}`);
-  }
-  text.push('', problems.length ? `${problems.length} problem(s)` : 'No problems found.');
-  return { exitCode: problems.length ? 1 : 0, data: { checks }, text };
+  return render(checks, target.description);
 }

@@ -64,7 +64,19 @@ export function buildProgram(io: Io = defaultIo): { program: Command; run(argv: 
         if (o.settings && o.embedded) throw new UsageError('--settings and --embedded exclude each other');
         const progress = o.json ? { step: () => undefined, done: () => undefined } : io.progress();
         progress.step('connecting');
-        const target = await io.open({ settings: o.settings, embedded: o.embedded });
+        let target: Target;
+        try {
+          target = await io.open({ settings: o.settings, embedded: o.embedded });
+        } catch (e) {
+          progress.done();
+          // Invalid settings are doctor's first finding, each with its fix; other commands just stop.
+          if (!(e instanceof ConfigError) || cmd.name() !== 'doctor') throw e;
+          const { settingsChecks } = await import('./doctor');
+          const result = settingsChecks(e);
+          io.out(o.json ? `${JSON.stringify(result.data, null, 2)}\n` : `${result.text.join('\n')}\n`);
+          exitCode = result.exitCode;
+          return;
+        }
         try {
           const result = await fn(target, progress, ...args.slice(0, -1));
           progress.done();
