@@ -7,9 +7,10 @@ import { table, type CommandResult, type Progress, UsageError } from './output';
 import {
   accountIds,
   accountServicePrincipals,
+  isGuid,
   spFederationPolicies,
   type FederationPolicyView,
-} from './providers';
+} from './clients';
 import type { Target } from './target';
 import { listVaults } from './vaults';
 
@@ -37,7 +38,6 @@ interface Claims {
   [claim: string]: unknown;
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const show = (v: unknown) => (v === undefined ? '(absent)' : typeof v === 'string' ? v : JSON.stringify(v));
 
 /** The workload's JWT, from a file (the projected volume) or an environment variable. Never printed. */
@@ -125,7 +125,7 @@ async function findSp(
         ),
   );
   for (const accountId of candidates) {
-    if (!GUID.test(accountId)) continue;
+    if (!isGuid(accountId)) continue;
     const [sp] = await accountServicePrincipals(target, accountId, `applicationId eq "${o.clientId}"`).catch(
       () => [],
     );
@@ -226,7 +226,7 @@ export async function federationCheck(
 ): Promise<CommandResult> {
   const host = parseDatabricksHost(o.host, target.settings.DATABRICKS_ALLOWED_HOSTS);
   if ('error' in host) throw new UsageError(`--host: ${host.error}`);
-  if (!GUID.test(o.clientId))
+  if (!isGuid(o.clientId))
     throw new UsageError(
       `--client-id must be the service principal's application id (GUID), not ${o.clientId}`,
     );

@@ -40,7 +40,7 @@ export async function inventory(
   progress.step('listing the vaults');
   const listings = await listVaults(target, now);
   const all = listings.flatMap((l) => l.secrets);
-  const providers = await readProviders(target, all, now, (s) => progress.step(s));
+  const providers = await readProviders(target, all, (s) => progress.step(s));
 
   const secrets = all.filter(
     (s) =>

@@ -4,7 +4,7 @@ import { redactError } from '../shared/redact';
 import { ROTATORS } from '../shared/rotators';
 import type { Finding } from '../shared/rotators/types';
 import { UsageError, type CommandResult, type Progress } from './output';
-import { graphGet } from './providers';
+import { graphGet } from './clients';
 import { parseSecretRef } from './rotate';
 import type { Target } from './target';
 
