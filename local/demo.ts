@@ -47,6 +47,9 @@ export const DEMO_MAIL = {
 /** The demo's Databricks workspace (its name in the seed). */
 export const DEMO_WORKSPACE = 'adb-data-platform';
 
+/** The OIDC issuer of the demo's AKS cluster (the etl-pipeline SP's federation policy trusts it). */
+export const DEMO_AKS_ISSUER = 'https://oidc.prod-aks.azure.com/00000000-0000-4000-8000-00000000aks1/';
+
 /** The Event Grid custom topic notifications are published to. */
 export const DEMO_TOPIC = 'kv-rotator-notifications';
 
@@ -110,6 +113,14 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
         owners: [rotator],
         secrets: [{ value: initial.app, displayName: 'reporting', endDateTime: exp('app') }],
         tags: [`kv-rotator:${DEMO_SECRETS.app.vault}/${DEMO_SECRETS.app.name}`],
+        // Its deployment pipeline already signs in by federation (GitHub Actions OIDC).
+        federatedCredentials: [
+          {
+            issuer: 'https://token.actions.githubusercontent.com',
+            subject: 'repo:contoso/reporting:environment:production',
+            audiences: ['api://AzureADTokenExchange'],
+          },
+        ],
       },
       {
         displayName: 'billing-app',
@@ -128,6 +139,16 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
             applicationId: spApplicationId,
             displayName: 'etl-pipeline',
             secrets: [{ value: initial.sp, expireTime: exp('sp') }],
+            // The pipeline's AKS workload can already authenticate by federation.
+            federationPolicies: [
+              {
+                policyId: 'aks-etl',
+                description: 'etl-pipeline on AKS',
+                issuer: DEMO_AKS_ISSUER,
+                subject: 'system:serviceaccount:etl:etl-pipeline',
+                audiences: ['api://AzureADTokenExchange'],
+              },
+            ],
           },
         ],
       },
@@ -136,7 +157,13 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
       {
         name: workspaceName,
         accountId,
-        principals: [{ userName: DEMO_MAIL.owner }, { applicationId: spApplicationId }],
+        // The rotator is a workspace admin so the operator CLI, running as it locally, can read token
+        // management (inventory, doctor); rotating PATs needs no admin rights.
+        principals: [
+          { userName: DEMO_MAIL.owner },
+          { applicationId: spApplicationId },
+          { applicationId: rotatorClientId, admin: true },
+        ],
         tokens: [
           {
             owner: DEMO_MAIL.owner,
@@ -144,6 +171,8 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
             comment: 'ADF linked service',
             expiryTime: exp('pat'),
           },
+          // A forgotten token without expiry that no vault holds: what `kv-rotator inventory` flags.
+          { owner: DEMO_MAIL.owner, value: `dapi${hex(16)}`, comment: 'notebook experiments' },
         ],
       },
     ],

@@ -32,6 +32,7 @@ import {
 import { startAzurite } from './azurite';
 import { DEMO_TOPIC, seedDemo } from './demo';
 import { LocalFunctionHost, type HostLogEntry } from './host/host';
+import { removeSession, writeSession } from './session';
 import { formatTable, notificationCounts, progressLine, summarize, type SecretSnapshot } from './host/report';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -197,6 +198,8 @@ async function startFunctions(): Promise<Component> {
     url: h.eventGridUrl(),
     eventTypes: [...HANDLED_EVENT_TYPES],
   });
+  // The operator CLI (`npx kv-rotator`) attaches to this run through the session file.
+  writeSession({ pid: process.pid, azureUrl: azure?.url, logFile: LOG_FILE, env });
   const describe = (name: string): string => {
     const r = h.registrations.find((x) => x.metadata.name === name);
     const trigger = Object.values(r?.metadata.bindings ?? {}).find((b) => b.direction === 'in');
@@ -216,6 +219,7 @@ async function startFunctions(): Promise<Component> {
       ['Function logs', LOG_FILE],
     ],
     stop: async () => {
+      removeSession(process.pid);
       if (subscription) azure?.events.unsubscribe(subscription);
       await h.stop();
       await new Promise<void>((resolve) => log.end(() => resolve()));

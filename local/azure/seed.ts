@@ -13,6 +13,7 @@ import {
 } from './state';
 import { HttpError } from './http';
 import { newSpSecretId } from './services/databricks/sp-secrets';
+import { newFederationPolicy } from './services/federation';
 
 export interface SeedResult {
   tenantId: string;
@@ -134,8 +135,9 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
     };
     for (const admin of a.admins ?? []) account.admins.add(admin);
     for (const sp of a.servicePrincipals ?? []) {
+      const spId = sp.id ?? newNumericId();
       account.servicePrincipals.push({
-        id: sp.id ?? newNumericId(),
+        id: spId,
         applicationId: sp.applicationId,
         displayName: sp.displayName ?? sp.applicationId,
         secrets: (sp.secrets ?? []).map((s) => {
@@ -150,10 +152,25 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
             scopes: s.scopes,
           };
         }),
-        federationPolicies: (sp.federationPolicies ?? []).map((p) => ({
-          ...p,
-          audiences: p.audiences ?? [],
-        })),
+        federationPolicies: (sp.federationPolicies ?? []).map((p) =>
+          newFederationPolicy(
+            a.accountId,
+            spId,
+            {
+              policy_id: p.policyId,
+              description: p.description,
+              oidc_policy: {
+                issuer: p.issuer,
+                subject: p.subject,
+                audiences: p.audiences,
+                subject_claim: p.subjectClaim,
+                jwks_json: p.jwksJson,
+                jwks_uri: p.jwksUri,
+              },
+            },
+            now * 1000,
+          ),
+        ),
       });
     }
     state.accounts.set(a.accountId, account);
@@ -169,6 +186,7 @@ export async function applySeed(azure: LocalAzure, seed: Seed): Promise<SeedResu
       applicationId: p.applicationId,
       displayName: p.displayName ?? p.userName ?? p.applicationId ?? 'principal',
       admin: p.admin ?? false,
+      ...(p.active === false ? { active: false } : {}),
     }));
     const ws = await azure.addWorkspace({
       name: w.name,

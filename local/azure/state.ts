@@ -130,6 +130,8 @@ export const seedSchema = z
                   applicationId: z.uuid().optional(),
                   displayName: z.string().optional(),
                   admin: z.boolean().optional(),
+                  /** false: a deactivated user (left the company); its PATs stop working. */
+                  active: z.boolean().optional(),
                 })
                 .refine((p) => Boolean(p.userName) !== Boolean(p.applicationId), {
                   message:
@@ -183,6 +185,11 @@ export const seedSchema = z
                       issuer: z.url(),
                       subject: z.string().min(1),
                       audiences: z.array(z.string()).optional(),
+                      policyId: z.string().optional(),
+                      description: z.string().optional(),
+                      subjectClaim: z.string().optional(),
+                      jwksJson: z.string().optional(),
+                      jwksUri: z.url().optional(),
                     }),
                   )
                   .optional(),
@@ -275,6 +282,7 @@ export interface WorkspacePrincipal {
   applicationId?: string;
   displayName: string;
   admin: boolean;
+  active?: boolean;
 }
 
 export interface WorkspaceToken {
@@ -322,7 +330,25 @@ export interface AccountServicePrincipal {
   applicationId: string;
   displayName: string;
   secrets: SpSecret[];
-  federationPolicies: { issuer: string; subject: string; audiences: string[] }[];
+  federationPolicies: FederationPolicy[];
+}
+
+/** A service principal federation policy, as the account API returns it. */
+export interface FederationPolicy {
+  policy_id: string;
+  uid: string;
+  name: string;
+  description: string;
+  create_time: string;
+  update_time: string;
+  oidc_policy: {
+    issuer: string;
+    audiences: string[];
+    subject: string;
+    subject_claim: string;
+    jwks_json?: string;
+    jwks_uri?: string;
+  };
 }
 
 export interface Account {

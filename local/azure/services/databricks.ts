@@ -11,6 +11,7 @@ import {
 } from './databricks/oidc';
 import { accountScimRoutes, workspaceScimRoutes } from './databricks/scim';
 import { spSecretRoutes } from './databricks/sp-secrets';
+import { federationPolicyRoutes } from './federation';
 import { areaRoutes, tokenRoutes } from './databricks/tokens';
 import type { Workspace } from '../state';
 
@@ -70,6 +71,11 @@ export function accountsRouter(em: Emulator): Router {
       if (!sp) throw spNotFound(req.params.spId);
       return sp;
     },
+  );
+  federationPolicyRoutes(
+    router,
+    () => em.clock.now(),
+    (req) => accountAdmin(em, req),
   );
   accountScimRoutes(em, router);
   router

@@ -335,6 +335,45 @@ export function graphRoutes(em: Emulator, router: Router): void {
     .add('POST', `${BASE}/:appIdKey/addPassword`, graph(addPassword))
     .add('POST', `${BASE}/:appIdKey/removePassword`, graph(removePassword))
     .add('POST', `${BASE}/users/:user/sendMail`, graph(sendMail));
+
+  // Reads the operator CLI makes (inventory, doctor): an app's federated credentials, and the
+  // applications a service principal (by `servicePrincipals(appId='…')`) owns.
+  router
+    .add(
+      'GET',
+      `${BASE}/applications/:id/federatedIdentityCredentials`,
+      graph((call) => {
+        const app = readableApp(call);
+        return json(200, {
+          value: app.federatedCredentials.map((f, i) => ({
+            id: `${app.objectId}-${i}`,
+            name: `fic-${i}`,
+            ...f,
+          })),
+        });
+      }),
+    )
+    .add(
+      'GET',
+      `${BASE}/:spKey/ownedObjects`,
+      graph((call) => {
+        const appId = /^servicePrincipals\(appId='([^']*)'\)$/.exec(call.req.params.spKey ?? '')?.[1];
+        if (!hasAny(call, PERMISSIONS.readApps) && !sameId(call.caller.appId, appId ?? ''))
+          throw call.fail(403, 'Authorization_RequestDenied', MESSAGES.insufficientPrivileges);
+        const owner = [...em.state.managedIdentities, ...em.state.apps.map((a) => a.servicePrincipal)].find(
+          (p) => appId !== undefined && sameId(p.appId, appId),
+        );
+        if (!owner)
+          throw call.fail(404, 'Request_ResourceNotFound', MESSAGES.notFound(call.req.params.spKey ?? ''));
+        const owned = em.state.apps.filter((a) => a.owners.has(owner.objectId));
+        return json(200, {
+          value: owned.map((a) => ({
+            '@odata.type': '#microsoft.graph.application',
+            ...applicationJson(a, ['id', 'appId', 'displayName']),
+          })),
+        });
+      }),
+    );
 }
 
 interface MailRecipient {

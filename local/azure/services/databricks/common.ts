@@ -134,7 +134,8 @@ function authenticate(em: Emulator, ws: Workspace, req: EmulatorRequest): Caller
     const hash = sha256(token);
     const pat = ws.tokens.find((t) => t.valueHash === hash && isLive(em, t));
     const owner = pat && ws.principals.find((p) => p.id === pat.ownerId);
-    if (!pat || !owner) throw invalidAccessToken();
+    // A deactivated user's tokens stop working with it.
+    if (!pat || !owner || owner.active === false) throw invalidAccessToken();
     pat.lastUsedTime = em.clock.now();
     return { principal: owner, scopes: pat.scopes, pat };
   }

@@ -8,7 +8,6 @@ import {
   type EmulatorRequest,
   type EmulatorResponse,
 } from '../../http';
-import { audienceMatches, JwtError } from '../../jwt';
 import {
   sha256,
   type Account,
@@ -18,6 +17,7 @@ import {
 } from '../../state';
 import { credentialNotSent, dbError, jwtIdentity, oauthError, oidcIssuer, realNowSeconds } from './common';
 import { secretStatus } from './sp-secrets';
+import { federatedServicePrincipal } from '../federation';
 
 /** Databricks OAuth access tokens live one hour. */
 const OAUTH_TOKEN_LIFETIME_SECONDS = 3600;
@@ -83,7 +83,11 @@ function grantedScope(requested: string, secret: SpSecret | undefined): string {
  * `{issuer}/v1/token`: OAuth M2M (client_credentials with an SP OAuth secret) and token federation
  * (RFC 8693 exchange of a JWT matching the SP's federation policy) → a one-hour Databricks token.
  */
-export function oauthToken(em: Emulator, server: OAuthServer, req: EmulatorRequest): EmulatorResponse {
+export async function oauthToken(
+  em: Emulator,
+  server: OAuthServer,
+  req: EmulatorRequest,
+): Promise<EmulatorResponse> {
   const form = readForm(req);
   let sp: AccountServicePrincipal;
   let secret: SpSecret | undefined;
@@ -98,7 +102,7 @@ export function oauthToken(em: Emulator, server: OAuthServer, req: EmulatorReque
     }
     sp = candidate;
   } else if (grantType === GRANT.tokenExchange) {
-    sp = federatedSp(em, form, server);
+    sp = await federatedServicePrincipal(form, server, realNowSeconds());
   } else {
     throw oauthError(400, 'unsupported_grant_type', `Grant type '${grantType ?? ''}' is not supported.`);
   }
@@ -145,46 +149,6 @@ export const accountOAuth = (em: Emulator, origin: string, accountId: string): O
   accountId,
   kind: 'account',
 });
-
-/**
- * Token federation with a service principal federation policy: the subject token must be signed by
- * the local Entra and match one of the SP's policies (issuer, subject, audience; the default
- * audience is the account id).
- */
-function federatedSp(em: Emulator, form: URLSearchParams, server: OAuthServer): AccountServicePrincipal {
-  const fail = (description: string) => oauthError(400, 'invalid_grant', description);
-  if (form.get('subject_token_type') !== GRANT.jwtTokenType) {
-    throw oauthError(400, 'invalid_request', `subject_token_type must be ${GRANT.jwtTokenType}.`);
-  }
-  let claims;
-  try {
-    claims = em.tokens.key.verify(form.get('subject_token') ?? '', realNowSeconds());
-  } catch (e) {
-    if (!(e instanceof JwtError)) throw e;
-    throw fail(`The subject token could not be validated: ${e.message}.`);
-  }
-  const clientId = form.get('client_id');
-  const sp = server.findSp(clientId);
-  if (!sp) {
-    throw fail(
-      clientId
-        ? `Service principal ${clientId} is not in this ${server.kind}.`
-        : 'No account federation policy matches the subject token; pass client_id for a service principal federation policy.',
-    );
-  }
-  const match = sp.federationPolicies.find(
-    (p) =>
-      p.issuer === claims.iss &&
-      p.subject === claims.sub &&
-      audienceMatches(claims, p.audiences.length > 0 ? p.audiences : [server.accountId]),
-  );
-  if (!match) {
-    throw fail(
-      `The subject token (issuer '${String(claims.iss)}', subject '${String(claims.sub)}', audience '${String(claims.aud)}') does not match any federation policy of service principal ${sp.applicationId}.`,
-    );
-  }
-  return sp;
-}
 
 /**
  * The caller of an account API must be an admin of the account in the path, authenticated by an

@@ -168,7 +168,7 @@ const scimUser = (p: WorkspacePrincipal) => ({
   id: p.id,
   userName: userName(p),
   displayName: p.displayName,
-  active: true,
+  active: p.active !== false,
   emails: p.userName ? [{ type: 'work', value: p.userName, primary: true }] : [],
   groups: p.admin ? [{ display: 'admins', type: 'direct' }] : [],
   ...(p.applicationId ? { applicationId: p.applicationId } : {}),
@@ -185,7 +185,7 @@ export function workspaceScimRoutes(em: Emulator, ws: Workspace, router: Router)
       return scimList(
         req,
         ws.principals.filter((p) => p.userName !== undefined),
-        (p) => ({ id: p.id, userName: p.userName, displayName: p.displayName, active: true }),
+        (p) => ({ id: p.id, userName: p.userName, displayName: p.displayName, active: p.active !== false }),
         scimUser,
       );
     })
