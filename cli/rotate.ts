@@ -57,6 +57,8 @@ interface Report {
   revokePreviousAfter?: string;
   revoked?: string[];
   reason?: string;
+  /** The secret does not exist: a skip, but the operator's request cannot be met. */
+  missing?: boolean;
   plan?: string[];
   notifications?: number;
 }
@@ -136,7 +138,8 @@ async function viaEngine(
     });
   } else if (outcome.status === 'revoked') report.revoked = outcome.credentialIds;
   else if (outcome.status === 'planned') report.plan = outcome.plan;
-  else if (outcome.status === 'skipped') report.reason = outcome.reason;
+  else if (outcome.status === 'skipped')
+    Object.assign(report, { reason: outcome.reason, missing: outcome.missing });
   else if (outcome.status === 'failed') report.reason = `${outcome.step}: ${outcome.reason}`;
   return report;
 }
@@ -283,6 +286,6 @@ export async function runOperation(
     report.status === 'rotated' ||
     report.status === 'revoked' ||
     report.status === 'planned' ||
-    report.status === 'skipped';
+    (report.status === 'skipped' && !report.missing);
   return { exitCode: ok ? 0 : 1, data: report, text: render(report) };
 }

@@ -36,7 +36,8 @@ export type Outcome = OutcomeBase &
         revokePreviousAfter?: string;
       }
     | { status: 'revoked'; credentialIds: string[] }
-    | { status: 'skipped'; reason: string }
+    /** `missing`: the secret does not exist (nothing to rotate; an operator asking for it made a mistake). */
+    | { status: 'skipped'; reason: string; missing?: true }
     | { status: 'planned'; plan: string[] }
     | { status: 'failed'; step: Step; reason: string; transient: boolean; error?: ErrorFacts }
   );
@@ -231,7 +232,11 @@ export class RotationEngine {
       const current = await step('read', () => readCurrent(vault, req.secret));
       if (!current) {
         silent = true;
-        return finish({ status: 'skipped', reason: `secret ${req.secret} does not exist` } as OpResult);
+        return finish({
+          status: 'skipped',
+          reason: `secret ${req.secret} does not exist`,
+          missing: true,
+        } as OpResult);
       }
       version = current.properties.version;
       registerSecret(current.value);
