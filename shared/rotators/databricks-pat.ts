@@ -179,7 +179,8 @@ export const databricksPat: Rotator<Target> = {
         auth: await auth(t, ctx, deps),
       });
     } catch (e) {
-      throw t.ownerAppId ? refusal(t, e) : e;
+      // A dead current PAT cannot list: reconcile after a refused rotation says to store a new one.
+      throw refusal(t, e);
     }
     return (res.token_infos ?? []).map((i) => ({
       id: i.token_id,
