@@ -17,6 +17,8 @@ export interface Notice {
   kind: NotificationKind;
   key: string;
   details: Record<string, string | number | boolean | null>;
+  /** Only once a rotation has been tried and failed (not in the tick that enqueues the rotation). */
+  afterFailure?: boolean;
 }
 
 export interface Assessment {
@@ -127,7 +129,9 @@ export function assess(
     bucket !== 'none' &&
     bucket !== 'expired' &&
     Number.parseInt(bucket, 10) < p.windowDays;
-  if (bucket === 'expired' || withinWindow)
-    assessment.notice = expiryNotice('rotation has not succeeded yet');
+  if (bucket === 'expired' || withinWindow) {
+    const notice = expiryNotice('rotation has not succeeded yet');
+    assessment.notice = notice && { ...notice, afterFailure: true };
+  }
   return assessment;
 }

@@ -1,6 +1,9 @@
 import type { Settings } from '../config';
 import type { Vaults } from '../clients/keyvault';
 import type { Notices } from '../clients/notices';
+import type { Announcements } from '../announcements';
+import type { Failures } from '../failures';
+import type { InFlight } from '../inflight';
 import { notification, type Notification } from '../notifications/notification';
 import { redactError } from '../redact';
 import type { Rotator } from '../rotators/types';
@@ -39,6 +42,12 @@ export interface ScannerOptions {
   notices: Notices;
   telemetry: Telemetry;
   now?: () => Date;
+  /** Work already queued for a secret is not enqueued again. */
+  inflight?: InFlight;
+  /** Rotations stored but never announced are announced. */
+  announcements?: Announcements;
+  /** "Rotation has not succeeded yet" waits for a rotation to have failed. */
+  failures?: Failures;
 }
 
 /**
@@ -95,8 +104,11 @@ export class Scanner {
         for (const props of page) {
           const a = assess(vault.name, props, this.options.settings, this.options.rotators, now);
           this.count(summary, a);
-          into.work.push(...a.work);
-          summary.enqueued += a.work.length;
+          const work = this.options.inflight ? await this.options.inflight.admit(a.work) : a.work;
+          into.work.push(...work);
+          summary.enqueued += work.length;
+          const late = await this.options.announcements?.missed(vault.name, props, now);
+          if (late) into.notifications.push(late);
           if (a.findings) {
             telemetry.event(EVENTS.SecretPolicyInvalid, {
               vault: vault.name,
@@ -105,7 +117,12 @@ export class Scanner {
               reason: a.findings.map((f) => `${f.tag}: ${f.reason}`).join('; '),
             });
           }
-          if (a.notice && (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))) {
+          if (
+            a.notice &&
+            (!a.notice.afterFailure ||
+              (await this.options.failures?.hasFailed(vault.name, a.name)) !== false) &&
+            (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))
+          ) {
             into.notifications.push(
               notification(
                 a.notice.kind,
