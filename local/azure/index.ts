@@ -44,7 +44,13 @@ export class LocalAzure implements Emulator {
       () => this.state,
       () => this.url,
     );
-    this.events = new KeyVaultEventGrid(() => this.state, this.clock);
+    this.events = new KeyVaultEventGrid(
+      () => this.state,
+      this.clock,
+      undefined,
+      undefined,
+      this.servers.faults,
+    );
     this.clock.onAdvance(() => this.events.checkExpiry());
   }
 

@@ -123,7 +123,7 @@ test('a transient failure is told after the bounded time, once a day; a success 
   expect(await failures.observe(failed, false)).toBe(true);
   expect(await failures.observe(failed, false)).toBe(false);
   expect(await failures.observe(failed, true)).toBe(true);
-  expect(await failures.observe({ ...failed, transient: false }, false)).toBe(true);
+  expect(await failures.observe({ ...failed, transient: false } as Outcome, false)).toBe(true);
   const rotated = { vault: 'kv', secret: 's', status: 'rotated' } as Outcome;
   expect(await failures.observe(rotated, false)).toBe(true);
   expect(await failures.hasFailed('kv', 's')).toBe(false);
