@@ -2,15 +2,17 @@ import { app, type EventGridEvent, type InvocationContext } from '@azure/functio
 import { HANDLED_EVENT_TYPES } from '../shared/constants';
 import { redactError } from '../shared/redact';
 import { TransientError } from '../shared/errors';
-import { parseKeyVaultEvent } from '../shared/events';
+import { eventVault, parseKeyVaultEvent } from '../shared/events';
 import { getRuntime, invocationTelemetry } from '../shared/runtime';
 import { trackOutcome } from '../shared/telemetry/telemetry';
 import { contextSink, notificationQueue } from './common';
 
 /**
- * Event Grid: rotates the secret a Key Vault event names. Malformed events, other vaults and
- * secrets that are not opted in are logged and completed; a transient failure throws so Event Grid
- * retries; a permanent one is reported (notification) and completed.
+ * Event Grid: rotates the secret a Key Vault event names. An event is a claim: malformed events,
+ * invalid names, vault fields that contradict each other and other vaults are logged (naming the event
+ * id) and completed before any lock, read or notification; a secret that does not exist or is not
+ * opted in notifies nobody (telemetry only). A transient failure throws so Event Grid retries; a
+ * permanent one is reported (once per secret version and reason per day) and completed.
  */
 export async function onKeyVaultEvent(event: EventGridEvent, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
@@ -32,11 +34,16 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
     telemetry.log('info', 'ignored an event type this service does not act on', where);
     return;
   }
-  const vault = runtime.vaults.resolve(parsed.vaultName, parsed.secretUrl);
-  if (!vault) {
+  const found = eventVault(parsed, (name, url) => runtime.vaults.resolve(name, url));
+  if ('contradiction' in found) {
+    telemetry.log('error', `rejected event ${parsed.id}: ${found.contradiction}`, where);
+    return;
+  }
+  if ('unknown' in found) {
     telemetry.log('warn', 'ignored an event from a vault that is not configured in KEY_VAULT_URIS', where);
     return;
   }
+  const { vault } = found;
   const { outcome, notifications } = await runtime.engine.rotate({ vault, secret: parsed.secretName });
   trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event' }), outcome, 'rotate');
   // Event Grid retries a transient failure; past FAILURE_NOTICE_AFTER_MINUTES the event completes with

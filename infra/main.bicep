@@ -100,6 +100,9 @@ param mailSender string = ''
 @description('MAIL_DEFAULT_TO: addresses every email notification goes to.')
 param mailDefaultTo string = ''
 
+@description('NOTIFY_ALLOWED_DOMAINS: mail domains a notify tag may name; empty takes no recipient from tags.')
+param notifyAllowedDomains string = ''
+
 // ---------- Notification channels ----------
 
 @description('Deploy an Event Grid custom topic for notifications (NOTIFICATION_TOPIC_ENDPOINT).')
@@ -300,6 +303,7 @@ module api 'app/api.bicep' = {
     notifyDefaultChannels: notifyDefaultChannels
     mailSender: mailSender
     mailDefaultTo: mailDefaultTo
+    notifyAllowedDomains: notifyAllowedDomains
     notificationTopicEndpoint: notificationTopicEnabled ? notificationTopic!.outputs.endpoint : ''
     teamsWebhookUrlSecretUri: empty(teamsWebhookUrlSecretName) ? '' : '${notificationVaultUri}/secrets/${teamsWebhookUrlSecretName}'
     webhookUrlSecretUri: empty(webhookUrlSecretName) ? '' : '${notificationVaultUri}/secrets/${webhookUrlSecretName}'

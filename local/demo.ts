@@ -243,6 +243,8 @@ export async function seedDemo(azure: LocalAzure, options: { storage: string }):
     WEBHOOK_SIGNING_KEY: randomBytes(32).toString('base64url'),
     MAIL_SENDER: DEMO_MAIL.sender,
     MAIL_DEFAULT_TO: DEMO_MAIL.defaultTo,
+    // Tag recipients only within these domains (NOTIFY_ALLOWED_DOMAINS).
+    NOTIFY_ALLOWED_DOMAINS: DEMO_MAIL.owner.split('@')[1],
     // The managed identity, App Service style: DefaultAzureCredential in the function app finds it.
     IDENTITY_ENDPOINT: azure.identityEndpoint,
     IDENTITY_HEADER,

@@ -132,6 +132,20 @@ export const settingsSchema = z.object({
   WEBHOOK_SIGNING_KEY: z.string().min(32, { error: 'expected at least 32 characters' }).optional(),
   MAIL_SENDER: z.email({ error: 'expected the sender mailbox (user principal name)' }).optional(),
   MAIL_DEFAULT_TO: list.pipe(z.array(z.email({ error: 'expected comma-separated email addresses' }))),
+  /**
+   * Mail domains a secret's `notify` tag may send to (`contoso.com` also admits its subdomains). Empty:
+   * no recipient is ever taken from a tag, only MAIL_DEFAULT_TO.
+   */
+  NOTIFY_ALLOWED_DOMAINS: list.pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i, {
+          error: 'expected comma-separated mail domains such as contoso.com',
+        })
+        .transform((d) => d.toLowerCase()),
+    ),
+  ),
   NOTIFICATION_TOPIC_ENDPOINT: httpsUrl.optional(),
 
   /** Storage for queues and lease blobs: a connection string locally, identity-based in Azure. */

@@ -42,6 +42,8 @@ export const STORAGE = {
   rotationQueue: 'rotation-requests',
   notificationQueue: 'notifications',
   lockContainer: 'locks',
+  /** The issuance record (shared/issuance.ts): what this service asked providers for. */
+  issuanceContainer: 'issuance',
 } as const;
 
 /** The prefix that marks provider credentials this service created: `kv-rotator:{vault}/{secret}:{rotationId}`. */

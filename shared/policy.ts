@@ -32,6 +32,24 @@ export type PolicyResult =
   | { status: 'ok'; policy: RotationPolicy };
 
 const CHANNEL_NAMES = ['teams', 'webhook', 'email', 'eventgrid'];
+
+/** Key Vault's rule for vault-object names; every name from an event, a message or a tag is held to it. */
+export const KEY_VAULT_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+export const isKeyVaultName = (name: unknown): boolean =>
+  typeof name === 'string' && KEY_VAULT_NAME.test(name);
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * The shape of a provider credential id per kind (Entra key ids are GUIDs; Databricks token and SP
+ * secret ids are hex or GUID-like). Ids end up in URL paths and request bodies, so nothing else passes:
+ * no `/`, no `..`, no spaces.
+ */
+const CREDENTIAL_ID: Record<string, RegExp> = {
+  'entra-app-secret': GUID,
+  'databricks-pat': /^[0-9a-f]{8,128}$/i,
+  'databricks-sp-secret': /^[0-9a-zA-Z-]{8,128}$/,
+};
+const ANY_CREDENTIAL_ID = /^[0-9a-zA-Z-]{1,128}$/;
 const KNOWN_TAGS = new Set<string>(Object.values(TAGS));
 
 const wholeNumber = (min: number, max: number) =>
@@ -146,6 +164,20 @@ export function readPolicy(
       findings.push({ tag: name, reason: 'unknown tag (a misspelling?); it would be ignored' });
     }
   }
+
+  // State tags are claims like any other tag: ids must have their kind's shape before they reach a URL.
+  const idShape = CREDENTIAL_ID[rotator.kind] ?? ANY_CREDENTIAL_ID;
+  for (const tag of [TAGS.credentialId, TAGS.previousCredentialId] as const) {
+    const id = tags[tag];
+    if (id && !idShape.test(id))
+      findings.push({ tag, reason: `"${id}" is not a ${rotator.kind} credential id` });
+  }
+  const rotationId = tags[TAGS.rotationId];
+  if (rotationId && !GUID.test(rotationId))
+    findings.push({ tag: TAGS.rotationId, reason: `"${rotationId}" is not a rotation id (GUID)` });
+  const started = tags[TAGS.rotationStarted];
+  if (started && !/^[0-9a-f-]{36}@\d{4}-\d\d-\d\dT[\d:.]+Z$/i.test(started))
+    findings.push({ tag: TAGS.rotationStarted, reason: `"${started}" is not {rotation id}@{ISO time}` });
 
   // Our own state tags, if unreadable, must stop the rotation: a lost grace period would revoke early.
   for (const tag of [TAGS.revokePreviousAfter] as const) {

@@ -4,7 +4,10 @@ import { createServiceCredential } from './clients/credential';
 import { DatabricksClient } from './clients/databricks';
 import { createGraphApi } from './clients/graph';
 import { Vaults } from './clients/keyvault';
-import { BlobLeaseLocks } from './clients/lock';
+import { BlobLeaseLocks, createBlobServiceClient } from './clients/lock';
+import { BlobNotices } from './clients/notices';
+import { STORAGE } from './constants';
+import { BlobIssuance, type Issuance } from './issuance';
 import { isAllowedOrigin } from './hosts';
 import { RotationEngine, type EngineOptions } from './rotation/engine';
 import { ROTATORS } from './rotators';
@@ -15,6 +18,8 @@ export interface Services {
   credential: TokenCredential;
   vaults: Vaults;
   deps: RotatorDeps;
+  /** The issuance record (shared/issuance.ts) the engine consults. */
+  issuance: Issuance;
   engine: RotationEngine;
 }
 
@@ -43,13 +48,17 @@ export function createServices(
     graph: createGraphApi(credential, settings.GRAPH_BASE_URL),
   };
   const vaults = new Vaults(settings.KEY_VAULT_URIS, credential);
+  const blobs = createBlobServiceClient(settings, credential);
+  const issuance = new BlobIssuance(blobs.getContainerClient(STORAGE.issuanceContainer));
   const engine = new RotationEngine({
     settings,
     rotators: ROTATORS,
     vaults,
     locks: BlobLeaseLocks.fromSettings(settings, credential),
+    issuance,
+    notices: new BlobNotices(blobs.getContainerClient(STORAGE.lockContainer)),
     deps,
     ...overrides.engine,
   });
-  return { settings, credential, vaults, deps, engine };
+  return { settings, credential, vaults, deps, issuance, engine };
 }

@@ -31,6 +31,7 @@ param rotationBindings string = ''
 param notifyDefaultChannels string = ''
 param mailSender string = ''
 param mailDefaultTo string = ''
+param notifyAllowedDomains string = ''
 param notificationTopicEndpoint string = ''
 @description('Key Vault secret URIs (no version, so a new value is picked up); empty when not configured.')
 param teamsWebhookUrlSecretUri string = ''
@@ -130,6 +131,7 @@ var appSettings = {
   WEBHOOK_SIGNING_KEY: keyVaultReference.webhookSigningKey
   MAIL_SENDER: mailSender
   MAIL_DEFAULT_TO: mailDefaultTo
+  NOTIFY_ALLOWED_DOMAINS: notifyAllowedDomains
   NOTIFICATION_TOPIC_ENDPOINT: notificationTopicEndpoint
 }
 

@@ -7,9 +7,9 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { format, promisify } from 'node:util';
@@ -25,6 +25,7 @@ import {
   type RetryOptions,
   type RpcDuration,
 } from './core';
+import { handleEventGridRequest, type EventGridEndpoint } from './eventgrid';
 import { nextOccurrence, parseNcrontab, resolveAppSettings, type Schedule } from './ncrontab';
 import { parseTelemetryLine, type TelemetryEvent } from './telemetry';
 
@@ -312,6 +313,8 @@ export class LocalFunctionHost {
   private readonly retryWaker = new Waker();
   private stopped = false;
   private cleanups: (() => void)[] = [];
+  /** The Event Grid extension's system key (`code=` on the webhook), new for every host. */
+  readonly eventGridKey = randomBytes(32).toString('base64url');
 
   private constructor(
     private readonly options: LocalFunctionHostOptions,
@@ -399,7 +402,7 @@ export class LocalFunctionHost {
     if (!name) throw new Error('no Event Grid function is registered');
     if (!this.server) throw new Error('the Event Grid webhook is not listening');
     const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}/runtime/webhooks/eventgrid?functionName=${encodeURIComponent(name)}`;
+    return `http://127.0.0.1:${port}/runtime/webhooks/eventgrid?functionName=${encodeURIComponent(name)}&code=${this.eventGridKey}`;
   }
 
   /** Resolves `%NAME%` in every binding and checks what the host checks at indexing time. */
@@ -727,8 +730,25 @@ export class LocalFunctionHost {
 
   private async listenEventGrid(port: number): Promise<void> {
     if (this.functionsOf('eventGridTrigger').length === 0) return;
+    const endpoint: EventGridEndpoint = {
+      systemKey: this.eventGridKey,
+      has: (name) => this.functionsOf('eventGridTrigger').some((r) => r.metadata.name === name),
+      invoke: async (name, event, type) => {
+        const registration = this.functionsOf('eventGridTrigger').find((r) => r.metadata.name === name);
+        if (!registration) return false;
+        const record = await this.invoke(
+          registration,
+          'eventGrid',
+          `EventGrid trigger fired (${type})`,
+          event,
+          {},
+        );
+        return record.status === 'succeeded';
+      },
+      log: (level, message) => this.log(level, message),
+    };
     const server = createServer((req, res) => {
-      void this.onEventGridRequest(req, res).catch((e: unknown) => {
+      void handleEventGridRequest(endpoint, req, res).catch((e: unknown) => {
         this.log('error', `Event Grid request failed: ${String(e)}`);
         if (!res.headersSent) res.writeHead(500);
         res.end();
@@ -739,67 +759,6 @@ export class LocalFunctionHost {
       server.listen(port, '127.0.0.1', () => resolve());
     });
     this.server = server;
-  }
-
-  /**
-   * `POST /runtime/webhooks/eventgrid?functionName=x`, as the host's Event Grid extension serves it: an
-   * Event Grid schema array or a CloudEvents object (or batch); one invocation per event; 200 when all
-   * succeeded, 500 otherwise so Event Grid retries. Also answers both validation handshakes.
-   */
-  private async onEventGridRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    // CloudEvents webhook validation (abuse protection): an OPTIONS preflight.
-    if (req.method === 'OPTIONS') {
-      const origin = req.headers['webhook-request-origin'];
-      res.writeHead(
-        200,
-        origin ? { 'WebHook-Allowed-Origin': String(origin), 'WebHook-Allowed-Rate': '*' } : {},
-      );
-      res.end();
-      return;
-    }
-    if (req.method !== 'POST' || url.pathname !== '/runtime/webhooks/eventgrid') {
-      res.writeHead(404).end();
-      return;
-    }
-    const name = url.searchParams.get('functionName');
-    const registration = this.functionsOf('eventGridTrigger').find((r) => r.metadata.name === name);
-    if (!registration) {
-      res
-        .writeHead(404, { 'content-type': 'text/plain' })
-        .end(`No Event Grid function named '${name ?? ''}'`);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('The request body is not JSON');
-      return;
-    }
-    const events = (Array.isArray(body) ? body : [body]) as Record<string, unknown>[];
-    if (req.headers['aeg-event-type'] === 'SubscriptionValidation') {
-      const code = (events[0]?.data as { validationCode?: string } | undefined)?.validationCode;
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ validationResponse: code }));
-      return;
-    }
-    let failed = 0;
-    for (const event of events) {
-      const type = String(event.eventType ?? event.type ?? 'event');
-      const record = await this.invoke(
-        registration,
-        'eventGrid',
-        `EventGrid trigger fired (${type})`,
-        event,
-        {},
-      );
-      if (record.status === 'failed') failed++;
-    }
-    res.writeHead(failed ? 500 : 200).end();
   }
 
   // ---- queues -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ export interface GraphApplication {
   passwordCredentials: {
     keyId: string;
     displayName: string | null;
+    hint?: string | null;
     startDateTime: string;
     endDateTime: string;
   }[];

@@ -2,6 +2,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import { BlobServiceClient, ContainerClient, RestError } from '@azure/storage-blob';
 import type { Settings } from '../config';
 import { STORAGE } from '../constants';
+import { PermanentError } from '../errors';
 
 export interface Lease {
   release(): Promise<void>;
@@ -16,6 +17,17 @@ export function createBlobServiceClient(settings: Settings, credential: TokenCre
   if (settings.AzureWebJobsStorage)
     return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
   return new BlobServiceClient(settings.AzureWebJobsStorage__blobServiceUri as string, credential);
+}
+
+const LOCK_KEY = /^[0-9a-zA-Z-]{1,127}\/[0-9a-zA-Z-]{1,127}$/;
+
+/**
+ * The blob a lock key names: exactly `{vault}/{secret}` in Key Vault's alphabet, lower-cased (Key Vault
+ * names are case-insensitive), so no key can reach another blob or container (`..`, `/`, `%2F`).
+ */
+export function lockBlobName(key: string): string {
+  if (!LOCK_KEY.test(key)) throw new PermanentError(`"${key}" is not a {vault}/{secret} lock key`);
+  return key.toLowerCase();
 }
 
 /**
@@ -37,12 +49,13 @@ export class BlobLeaseLocks implements Locks {
   }
 
   async acquire(key: string): Promise<Lease | undefined> {
+    const name = lockBlobName(key);
     this.ready ??= this.container.createIfNotExists().catch((e) => {
       this.ready = undefined;
       throw e;
     });
     await this.ready;
-    const blob = this.container.getBlockBlobClient(key);
+    const blob = this.container.getBlockBlobClient(name);
     try {
       await blob.upload('', 0, { conditions: { ifNoneMatch: '*' } });
     } catch (e) {

@@ -1,4 +1,4 @@
-import { redact } from '../redact';
+import { MASK, redact } from '../redact';
 import type { Notification, NotificationKind } from './notification';
 
 /**
@@ -59,8 +59,34 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
 }
 
+/** Control characters (line breaks included) become spaces: one line, no header or layout tricks. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * Text for Teams (Adaptive Card TextBlock and FactSet values render markdown): markdown characters are
+ * backslash-escaped, a leading list marker too, and URL schemes and `www.` are broken with a zero-width
+ * space so Teams does not auto-link them. A tag saying `[log in](https://evil.example)` shows as that
+ * text, never as a link.
+ */
+export function escapeMarkdown(text: string): string {
+  // The redaction mask stays readable; everything around it is escaped.
+  return text.split(MASK).map(escapeMarkdownPart).join(MASK);
+}
+
+function escapeMarkdownPart(text: string): string {
+  return text
+    .replace(CONTROL, ' ')
+    .replace(/[\\`*_[\]()#<>~|]/g, (c) => `\\${c}`)
+    .replace(/^(\s*)([-+]|\d+\.)(\s)/, '$1\\$2$3')
+    .replace(/([a-z][a-z0-9+.-]*):\/\//gi, '$1:\u200b//')
+    .replace(/\bwww\./gi, 'www\u200b.');
+}
+
+/** The email subject: one line of plain text (no CR/LF header injection), at most 200 characters. */
 export function emailSubject(n: Notification): string {
-  return redact(`[kv-rotator] ${title(n)}`);
+  const subject = redact(`[kv-rotator] ${title(n)}`).replace(CONTROL, ' ');
+  return subject.length > 200 ? `${subject.slice(0, 199)}…` : subject;
 }
 
 /** The email body. Every interpolated value is redacted, then HTML-escaped (tags are untrusted input). */

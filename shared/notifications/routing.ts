@@ -14,6 +14,12 @@ export const CHANNEL_SETTINGS = {
 } as const satisfies Record<ChannelName, keyof Settings>;
 
 const email = z.email();
+
+/** Whether a tag's address is in a domain NOTIFY_ALLOWED_DOMAINS names (or a subdomain of one). */
+export function isAllowedRecipient(address: string, settings: Settings): boolean {
+  const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  return settings.NOTIFY_ALLOWED_DOMAINS.some((d) => domain === d || domain.endsWith(`.${d}`));
+}
 const isEmail = (s: string) => email.safeParse(s).success;
 const isChannel = (s: string): s is ChannelName => (NOTIFICATION_CHANNELS as readonly string[]).includes(s);
 
@@ -61,7 +67,7 @@ function uniqueAddresses(addresses: string[]): string[] {
  * Decides where a notification goes: the default channels from settings, plus the `notify` tag's
  * entries (a channel name adds that channel; an email address adds the email channel with that
  * recipient, merged with MAIL_DEFAULT_TO). Tag entries are untrusted: they can only pick among the
- * channels configured in settings and name mail recipients. No URL ever comes from a tag, so a tag
+ * channels configured in settings and name mail recipients within NOTIFY_ALLOWED_DOMAINS. No URL ever comes from a tag, so a tag
  * cannot make the service call an address of its choosing (SSRF). Never throws: what cannot be
  * routed is returned in `skipped` with the reason.
  */
@@ -80,6 +86,13 @@ export function routeNotification(
     if (isChannel(entry)) {
       wanted.add(entry);
       if (!accepted.includes(entry)) accepted.push(entry);
+    } else if (isEmail(entry) && !isAllowedRecipient(entry, settings)) {
+      skipped.push({
+        channel: 'email',
+        reason: settings.NOTIFY_ALLOWED_DOMAINS.length
+          ? `the notify tag's address is outside NOTIFY_ALLOWED_DOMAINS (${settings.NOTIFY_ALLOWED_DOMAINS.join(', ')})`
+          : 'the notify tag names an address, but NOTIFY_ALLOWED_DOMAINS is empty: no recipients are taken from tags',
+      });
     } else if (isEmail(entry)) {
       tagAddresses.push(entry);
       if (!accepted.includes(entry)) accepted.push(entry);

@@ -6,8 +6,11 @@ import { MARKER_PREFIX, TAGS } from '../constants';
 import { isTransient, PermanentError } from '../errors';
 import type { Vault, Vaults } from '../clients/keyvault';
 import type { Locks } from '../clients/lock';
+import type { Notices } from '../clients/notices';
+import { proves, targetKey, type Issuance, type IssuanceRecord } from '../issuance';
+import { firstFailureToday } from '../notifications/dedupe';
 import { notification, type Notification, type NotificationKind } from '../notifications/notification';
-import { readPolicy, type RotationPolicy } from '../policy';
+import { isKeyVaultName, readPolicy, type RotationPolicy } from '../policy';
 import { redactError, registerSecret } from '../redact';
 import type { CredentialInfo, NewCredential, Rotator, RotatorDeps, SecretContext } from '../rotators/types';
 
@@ -61,6 +64,10 @@ export interface EngineOptions {
   rotators: ReadonlyMap<string, Rotator>;
   vaults: Vaults;
   locks: Locks;
+  /** What this service asked providers for: the only authority for what it may revoke. */
+  issuance: Issuance;
+  /** Failure notices go out once per secret version and reason per day. */
+  notices: Notices;
   deps: RotatorDeps;
   now?: () => Date;
   /** Verification retries for propagation delay: attempts, and the first delay (doubling). */
@@ -70,8 +77,8 @@ export interface EngineOptions {
 }
 
 const DAY_MS = 86_400_000;
-/** A marker-less credential counts as a crashed rotation's if created this close to its start. */
-const STARTED_WINDOW_MS = 15 * 60_000;
+/** Clock skew allowed between this service and a provider when matching creation times. */
+const SKEW_MS = 60_000;
 
 /** A failure at a named step; `session` turns it into a `failed` outcome. */
 class StepFailure extends Error {
@@ -100,6 +107,10 @@ interface Session {
   rotationId: string;
   now: Date;
   dryRun: boolean;
+  /** `targetKey(kind, target)`, as the issuance records name it. */
+  target: string;
+  /** This secret's issuance records, read once per operation under the lock. */
+  records: IssuanceRecord[];
   notify(kind: NotificationKind, details: Notification['details']): void;
 }
 
@@ -143,9 +154,26 @@ export class RotationEngine {
     const where = { vault: req.vault, secret: req.secret, rotationId };
     let kind: string | undefined;
     let recipients: string[] = [];
-    const finish = (result: OpResult): RotationResult => {
+    let version: string | undefined;
+    // A name that is not a Key Vault name, a secret that does not exist and one that is not opted in
+    // have no owner to tell: telemetry only, whoever sent the event or message.
+    let silent = false;
+    const finish = async (result: OpResult): Promise<RotationResult> => {
       const outcome = { ...where, kind, durationMs: Date.now() - started, ...result } as Outcome;
-      if (outcome.status === 'failed') {
+      // Transient failures are retried (Event Grid, the queue) and reported by the trigger when retries
+      // run out; a permanent one is reported once per secret version and reason per day.
+      if (
+        outcome.status === 'failed' &&
+        !silent &&
+        (outcome.transient ||
+          (await firstFailureToday(
+            this.options.notices,
+            { ...req, version },
+            outcome.step,
+            outcome.reason,
+            this.now(),
+          )))
+      ) {
         notifications.push(
           notification(
             'rotation-failed',
@@ -173,6 +201,14 @@ export class RotationEngine {
         transient: e.step !== 'verify' && isTransient(e.error),
       }) as OpResult;
 
+    // Names are claims until checked: nothing below (lock blob, Key Vault URL) sees one that is not
+    // a Key Vault name.
+    if (!isKeyVaultName(req.vault) || !isKeyVaultName(req.secret)) {
+      silent = true;
+      return finish(
+        failed(new StepFailure('read', new PermanentError('not a Key Vault vault/secret name; ignored'))),
+      );
+    }
     let vault: Vault;
     try {
       vault = this.options.vaults.get(req.vault);
@@ -192,6 +228,11 @@ export class RotationEngine {
       } as OpResult);
     try {
       const current = await step('read', () => readCurrent(vault, req.secret));
+      if (!current) {
+        silent = true;
+        return finish({ status: 'skipped', reason: `secret ${req.secret} does not exist` } as OpResult);
+      }
+      version = current.properties.version;
       registerSecret(current.value);
       const result = readPolicy(current.properties.tags, this.options.settings, this.options.rotators);
       if (result.status === 'not-opted-in') {
@@ -213,12 +254,14 @@ export class RotationEngine {
         now: this.now(),
         // The setting wins: an operator's global dry run is never overridden by a message.
         dryRun: this.options.settings.ROTATION_DRY_RUN || (req.dryRun ?? false),
+        target: targetKey(result.policy.kind, result.policy.target),
+        records: await step('read', () => this.options.issuance.list(vault.name, req.secret)),
         notify: (k, details) =>
           notifications.push(
             notification(k, { ...req, recipients }, { kind: kind ?? null, ...details }, this.now()),
           ),
       };
-      return finish(await op(session));
+      return await finish(await op(session));
     } catch (e) {
       return finish(failed(e instanceof StepFailure ? e : new StepFailure('read', e)));
     } finally {
@@ -251,18 +294,18 @@ export class RotationEngine {
       return {
         status: 'planned',
         plan: [
-          ...(policy.state.rotationStarted ? ['reconcile the credentials of an interrupted rotation'] : []),
-          ...(pending ? [`revoke previous credential ${pending}`] : []),
+          ...(this.open(s).length ? ['reconcile the credentials of an interrupted rotation'] : []),
+          ...(pending ? [`revoke previous credential ${pending} if this service issued it`] : []),
           `create a ${policy.kind} credential for ${rotator.describe(policy.target)} valid ${policy.validityDays} days`,
           'verify it',
           `store it as a new version of ${ctx.secretName} (previous credential revoked after ${policy.graceHours} h)`,
         ],
       } as OpResult;
     }
-    // Clean up after an interrupted rotation first: its started marker disappears with the new version.
-    if (policy.state.rotationStarted) await this.reconcileLocked(s, true);
+    // Clean up after an interrupted rotation first (its records say what it asked for).
+    if (this.open(s).length) await this.reconcileLocked(s, true);
     // A credential two generations old must not block the rotation of one about to expire: if it cannot
-    // be revoked now, rotate anyway and say so (marked credentials are also found by reconcile later).
+    // be revoked now, rotate anyway and say so.
     let unrevoked: string | undefined;
     if (pending) {
       try {
@@ -274,6 +317,18 @@ export class RotationEngine {
 
     const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${rotationId}`;
     const untouched = { ...current.properties.tags };
+    // Recorded before the provider is asked, so even a lost answer leaves a trace that proves it ours.
+    let record = await step('create', () =>
+      this.options.issuance.begin({
+        vault: ctx.vaultName,
+        secret: ctx.secretName,
+        kind: policy.kind,
+        target: s.target,
+        rotationId,
+        at: s.now,
+      }),
+    );
+    s.records.push(record);
     await step('create', () =>
       updateTags(s, { ...untouched, [TAGS.rotationStarted]: `${rotationId}@${s.now.toISOString()}` }),
     );
@@ -289,25 +344,44 @@ export class RotationEngine {
       );
     } catch (e) {
       // Refused (4xx): nothing was created, so no interrupted rotation is left to reconcile. After a 5xx
-      // or no answer the provider may have created it: the marker stays for reconcile.
-      if (refused(e)) await updateTags(s, untouched).catch(() => undefined);
+      // or no answer the provider may have created it: the record stays open for reconcile.
+      if (refused(e)) {
+        await this.options.issuance
+          .update(record, { state: 'refused', at: this.now() })
+          .catch(() => undefined);
+        await updateTags(s, untouched).catch(() => undefined);
+      }
       throw e;
     }
     registerSecret(created.value);
+    const previous = policy.state.credentialId;
+    record = await step('create', () =>
+      this.options.issuance.update(record, { state: 'issued', credentialId: created.id, at: this.now() }),
+    ).catch(async (e: unknown) => {
+      // Without its record the new credential could never be proven ours: take it back now.
+      await this.compensate(s, created.id, e);
+      throw e;
+    });
+    s.records = s.records.map((r) => (r.rotationId === record.rotationId ? record : r));
 
     const revokeAfter = new Date(s.now.getTime() + policy.graceHours * 3_600_000);
-    const previous = policy.state.credentialId;
+    let tracked: string | undefined;
     const tags: Record<string, string> = {
       ...policy.policyTags,
       [TAGS.credentialId]: created.id,
       [TAGS.rotationId]: rotationId,
-      ...(previous
-        ? { [TAGS.previousCredentialId]: previous, [TAGS.revokePreviousAfter]: revokeAfter.toISOString() }
-        : {}),
     };
+    let stored: KeyVaultSecret | undefined;
     try {
       await step('verify', () => this.verifyWithRetry(rotator, policy.target, created.value));
-      await step('store', () =>
+      // The credential the vault holds now becomes the previous one: revoked later only if this service
+      // issued it, or verifies now that it is the one the vault holds (adoption).
+      tracked = previous ? await this.provenOrAdopted(s, previous) : undefined;
+      if (tracked) {
+        tags[TAGS.previousCredentialId] = tracked;
+        tags[TAGS.revokePreviousAfter] = revokeAfter.toISOString();
+      }
+      stored = await step('store', () =>
         s.vault.client.setSecret(ctx.secretName, created.value, {
           expiresOn: created.expiresAt,
           tags,
@@ -316,21 +390,27 @@ export class RotationEngine {
       );
     } catch (e) {
       if (!(e instanceof StepFailure) || !(await this.storedAnyway(s, e))) {
-        await this.compensate(s, created.id, e);
+        await this.compensate(s, created.id, e, record);
         throw e;
       }
     }
+    // The vault holds it. If this write is lost, reconcile sees the version's rotation id and completes it.
+    await this.options.issuance
+      .update(record, { state: 'stored', version: stored?.properties.version, at: this.now() })
+      .catch(() => undefined);
 
     s.notify('rotated', {
       target: rotator.describe(policy.target),
       credentialId: created.id,
-      previousCredentialId: previous ?? null,
+      previousCredentialId: tracked ?? null,
       oldExpiry: expiresOn?.toISOString() ?? null,
       newExpiry: created.expiresAt.toISOString(),
-      revokePreviousAfter: previous ? revokeAfter.toISOString() : null,
-      note: previous
+      revokePreviousAfter: tracked ? revokeAfter.toISOString() : null,
+      note: tracked
         ? null
-        : `the previous credential is not tracked (no ${TAGS.credentialId} tag): revoke it by hand`,
+        : previous
+          ? `the previous credential ${previous} was not issued by this service and could not be verified as the one the vault held: it is not revoked; revoke it by hand`
+          : `the previous credential is not tracked (no ${TAGS.credentialId} tag): revoke it by hand`,
       unrevoked: unrevoked
         ? `an older credential could not be revoked: ${unrevoked}; revoke it by hand`
         : null,
@@ -339,11 +419,61 @@ export class RotationEngine {
     return {
       status: 'rotated',
       credentialId: created.id,
-      previousCredentialId: previous,
+      previousCredentialId: tracked,
       oldExpiry: expiresOn?.toISOString(),
       newExpiry: created.expiresAt.toISOString(),
-      revokePreviousAfter: previous ? revokeAfter.toISOString() : undefined,
+      revokePreviousAfter: tracked ? revokeAfter.toISOString() : undefined,
     } as OpResult;
+  }
+
+  /**
+   * The credential id of the version being replaced, if this service may revoke it later: a record
+   * shows this service issued it for this secret and target, or it is adopted now. Adoption (the
+   * credential a person stored before the first rotation) needs the binding (checked already) and
+   * proof at the provider that it is the credential the vault holds: the vault's value works at the
+   * target, the id is one of the target's credentials, and either the value's own authority lists it
+   * (a PAT lists only its owner's tokens, which its holder could revoke anyway) or it is the only
+   * credential of the target that this service did not issue and that matches the value's hint.
+   */
+  private async provenOrAdopted(s: Session, credentialId: string): Promise<string | undefined> {
+    const { policy, ctx } = s;
+    if (proves(s.records, policy.kind, s.target, credentialId)) return credentialId;
+    if (!ctx.currentValue) return undefined;
+    let listed: CredentialInfo[];
+    try {
+      await policy.rotator.verify(policy.target, ctx.currentValue, this.options.deps);
+      listed = await policy.rotator.list(policy.target, ctx, this.options.deps);
+    } catch {
+      // Not verifiable now (the value no longer works, the list is refused): owners are told instead.
+      return undefined;
+    }
+    if (!listed.some((c) => c.id === credentialId)) return undefined;
+    if (policy.rotator.bindingKey(policy.target) !== undefined) {
+      const candidates = listed.filter(
+        (c) =>
+          !proves(s.records, policy.kind, s.target, c.id) &&
+          !c.marker?.startsWith(`${MARKER_PREFIX}:`) &&
+          (c.hint === undefined || ctx.currentValue.startsWith(c.hint)),
+      );
+      if (candidates.length !== 1 || candidates[0]?.id !== credentialId) return undefined;
+    }
+    const record = await this.options.issuance
+      .adopt(
+        {
+          vault: ctx.vaultName,
+          secret: ctx.secretName,
+          kind: policy.kind,
+          target: s.target,
+          rotationId: randomUUID(),
+          at: s.now,
+        },
+        credentialId,
+        s.current.properties.version,
+      )
+      .catch(() => undefined);
+    if (!record) return undefined;
+    s.records.push(record);
+    return credentialId;
   }
 
   /**
@@ -356,15 +486,21 @@ export class RotationEngine {
       const latest = await s.vault.client.getSecret(s.ctx.secretName);
       return latest.properties.tags?.[TAGS.rotationId] === s.rotationId;
     } catch {
-      // Unknown: keep the new credential (reconcile revokes it later if the vault does not reference it).
+      // Unknown: keep the new credential (its record stays `issued`; reconcile decides later).
       throw failure;
     }
   }
 
   /** Revokes a credential that never made it into the vault; if that fails, reconcile will. */
-  private async compensate(s: Session, credentialId: string, cause: unknown): Promise<void> {
+  private async compensate(
+    s: Session,
+    credentialId: string,
+    cause: unknown,
+    record?: IssuanceRecord,
+  ): Promise<void> {
     try {
       await s.policy.rotator.revoke(s.policy.target, credentialId, s.ctx, this.options.deps);
+      if (record) await this.options.issuance.update(record, { state: 'revoked', at: this.now() });
     } catch (e) {
       if (cause instanceof StepFailure)
         cause.message += ` (the new credential ${credentialId} could not be revoked: ${redactError(e)}; reconcile will retry)`;
@@ -383,6 +519,11 @@ export class RotationEngine {
     }
   }
 
+  /**
+   * The confused-deputy check, before any call that reaches a provider: the target must be bound to
+   * this vault and secret by someone who controls it. ROTATION_BINDINGS (app settings) is read first;
+   * only then, for kinds that keep a binding on the target itself, the target's own tag.
+   */
   private async checkBinding(s: Session): Promise<void> {
     const { policy, ctx } = s;
     const key = policy.rotator.bindingKey(policy.target);
@@ -390,8 +531,8 @@ export class RotationEngine {
     const bound = this.options.settings.ROTATION_BINDINGS.some(
       (b) =>
         b.vault.toLowerCase() === ctx.vaultName.toLowerCase() &&
-        (b.secret === '*' || b.secret === ctx.secretName) &&
-        b.target === key,
+        (b.secret === '*' || b.secret.toLowerCase() === ctx.secretName.toLowerCase()) &&
+        b.target.toLowerCase() === key.toLowerCase(),
     );
     if (bound || (await policy.rotator.hasTargetBinding?.(policy.target, ctx, this.options.deps))) return;
     throw new PermanentError(
@@ -414,8 +555,28 @@ export class RotationEngine {
         reason: `the previous credential is in its grace period until ${after.toISOString()}`,
       } as OpResult;
     }
+    // The tag is a claim: only a credential this service issued (or adopted) for this secret and
+    // target, and not the one the vault holds now, is revoked.
+    const record = proves(s.records, policy.kind, s.target, previous);
+    const holding =
+      policy.state.credentialId === previous ||
+      s.records.some(
+        (r) =>
+          r.state === 'stored' && r.credentialId === previous && r.version === current.properties.version,
+      );
+    if (!record || holding)
+      throw new StepFailure(
+        'revoke',
+        new PermanentError(
+          `previous credential ${previous} is not one this service issued for ${ctx.vaultName}/${ctx.secretName} ` +
+            `and ${policy.rotator.describe(policy.target)}${holding ? ' (it is the current one)' : ''}: nothing was revoked; ` +
+            `remove the ${TAGS.previousCredentialId} tag, and revoke the credential by hand if it is yours`,
+        ),
+      );
+    await step('binding', () => this.checkBinding(s));
     if (s.dryRun) return { status: 'planned', plan: [`revoke previous credential ${previous}`] } as OpResult;
     await step('revoke', () => policy.rotator.revoke(policy.target, previous, ctx, this.options.deps));
+    await step('revoke', () => this.options.issuance.update(record, { state: 'revoked', at: this.now() }));
     const tags = { ...current.properties.tags };
     delete tags[TAGS.previousCredentialId];
     delete tags[TAGS.revokePreviousAfter];
@@ -424,57 +585,110 @@ export class RotationEngine {
     return { status: 'revoked', credentialIds: [previous] } as OpResult;
   }
 
+  /** Records of rotations that asked a provider for a credential and never stored or gave it back. */
+  private open(s: Session, cutoff = Number.POSITIVE_INFINITY): IssuanceRecord[] {
+    return s.records.filter(
+      (r) =>
+        (r.state === 'requested' || r.state === 'issued') &&
+        r.kind === s.policy.kind &&
+        r.target === s.target &&
+        r.rotationId !== s.rotationId &&
+        Date.parse(r.createdAt) <= cutoff,
+    );
+  }
+
   /**
-   * Orphans are credentials this service created for the secret that the vault does not reference:
-   * marked ones (`kv-rotator:{vault}/{secret}:…`), and for providers without a comment field, the ones
-   * created within an interrupted rotation's window. Nothing is revoked while the current credential
-   * id is unknown: then no one can prove which credential the vault holds.
+   * Orphans are credentials an interrupted rotation of this secret asked for and never stored: found
+   * only through the issuance records, never by tag or time window alone. A record with the
+   * credential's id is revoked by id; one without (the answer was lost) by its marker where the
+   * provider keeps one. Where it keeps none, the credentials created since that request are reported
+   * to the owners to check by hand, and nothing is revoked.
    */
   private async reconcileLocked(s: Session, forRotation: boolean): Promise<OpResult> {
     const { policy, current, ctx } = s;
-    const { credentialId, previousCredentialId, rotationStarted } = policy.state;
-    if (!credentialId) {
-      return {
-        status: 'skipped',
-        reason: `the current credential id is unknown (no ${TAGS.credentialId} tag); nothing is revoked`,
-      } as OpResult;
-    }
-    // Under the lock no rotation of this secret is in flight, so a started marker is an interrupted one.
+    // Under the lock no rotation of this secret is in flight; a worker whose lease lapsed may be.
     const cutoff = s.now.getTime() - (forRotation ? 0 : this.orphanSafetyMs);
-    const prefix = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:`;
-    const isOrphan = (c: CredentialInfo): boolean => {
-      if (c.id === credentialId || c.id === previousCredentialId || c.createdAt.getTime() > cutoff)
-        return false;
-      if (c.marker !== undefined) return c.marker.startsWith(prefix);
-      return (
-        rotationStarted !== undefined &&
-        Math.abs(c.createdAt.getTime() - rotationStarted.at.getTime()) <= STARTED_WINDOW_MS &&
-        c.createdAt.getTime() >= rotationStarted.at.getTime() - 60_000
-      );
-    };
-    const orphans = (
-      await step('reconcile', () => policy.rotator.list(policy.target, ctx, this.options.deps))
-    ).filter(isOrphan);
-    if (s.dryRun)
-      return {
-        status: 'planned',
-        plan: orphans.map((o) => `revoke orphaned credential ${o.id}`),
-      } as OpResult;
-    for (const orphan of orphans) {
-      await step('reconcile', () => policy.rotator.revoke(policy.target, orphan.id, ctx, this.options.deps));
-      s.notify('orphan-revoked', {
-        credentialId: orphan.id,
-        createdAt: orphan.createdAt.toISOString(),
-        target: policy.rotator.describe(policy.target),
-      });
-    }
-    if (rotationStarted && !forRotation) {
+    const open = this.open(s, cutoff);
+    const clearStarted = async () => {
+      if (!policy.state.rotationStarted || forRotation || s.dryRun) return;
       const tags = { ...current.properties.tags };
       delete tags[TAGS.rotationStarted];
       await step('reconcile', () => updateTags(s, tags));
+    };
+    if (open.length === 0) {
+      await clearStarted();
+      return { status: 'skipped', reason: 'no interrupted rotation in the issuance record' } as OpResult;
     }
-    return orphans.length
-      ? ({ status: 'revoked', credentialIds: orphans.map((o) => o.id) } as OpResult)
+    await step('binding', () => this.checkBinding(s));
+    const revoked: string[] = [];
+    const plan: string[] = [];
+    let listed: CredentialInfo[] | undefined;
+    const list = async () =>
+      (listed ??= await step('reconcile', () => policy.rotator.list(policy.target, ctx, this.options.deps)));
+    for (const record of open) {
+      // The vault holds it (the `stored` write was lost): complete the record, revoke nothing.
+      if (current.properties.tags?.[TAGS.rotationId] === record.rotationId) {
+        if (!s.dryRun)
+          await this.options.issuance.update(record, {
+            state: 'stored',
+            version: current.properties.version,
+            at: this.now(),
+          });
+        continue;
+      }
+      let id = record.credentialId;
+      if (!id) {
+        const marker =
+          `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${record.rotationId}`.toLowerCase();
+        const all = await list();
+        id = all.find((c) => c.marker?.toLowerCase() === marker)?.id;
+        if (!id) {
+          const since = Date.parse(record.createdAt) - SKEW_MS;
+          const suspects = all.filter(
+            (c) =>
+              c.marker === undefined &&
+              c.createdAt.getTime() >= since &&
+              c.id !== policy.state.credentialId &&
+              !proves(s.records, policy.kind, s.target, c.id),
+          );
+          if (s.dryRun) {
+            plan.push(`close interrupted rotation ${record.rotationId} (nothing identifiable to revoke)`);
+            continue;
+          }
+          await this.options.issuance.update(record, {
+            state: suspects.length ? 'abandoned' : 'refused',
+            at: this.now(),
+          });
+          if (suspects.length)
+            s.notify('rotation-failed', {
+              step: 'reconcile',
+              reason:
+                `an interrupted rotation (${record.rotationId}, ${record.createdAt}) may have created one of ` +
+                `${suspects.map((c) => c.id).join(', ')}; the provider keeps no marker, so nothing was revoked: ` +
+                `revoke by hand any of them that no application uses`,
+              target: policy.rotator.describe(policy.target),
+            });
+          continue;
+        }
+      }
+      if (s.dryRun) {
+        plan.push(`revoke orphaned credential ${id}`);
+        continue;
+      }
+      const orphan = id;
+      await step('reconcile', () => policy.rotator.revoke(policy.target, orphan, ctx, this.options.deps));
+      await this.options.issuance.update(record, { state: 'revoked', credentialId: orphan, at: this.now() });
+      revoked.push(orphan);
+      s.notify('orphan-revoked', {
+        credentialId: orphan,
+        createdAt: record.createdAt,
+        target: policy.rotator.describe(policy.target),
+      });
+    }
+    if (s.dryRun) return { status: 'planned', plan } as OpResult;
+    await clearStarted();
+    return revoked.length
+      ? ({ status: 'revoked', credentialIds: revoked } as OpResult)
       : ({ status: 'skipped', reason: 'no orphaned credentials' } as OpResult);
   }
 }
@@ -494,7 +708,7 @@ function refused(error: unknown): boolean {
   return false;
 }
 
-async function readCurrent(vault: Vault, name: string): Promise<KeyVaultSecret> {
+async function readCurrent(vault: Vault, name: string): Promise<KeyVaultSecret | undefined> {
   try {
     return await vault.client.getSecret(name);
   } catch (e) {
@@ -505,8 +719,7 @@ async function readCurrent(vault: Vault, name: string): Promise<KeyVaultSecret> 
         { cause: e },
       );
     }
-    if (status === 404)
-      throw new PermanentError(`secret ${name} does not exist in ${vault.name}`, { cause: e });
+    if (status === 404) return undefined;
     throw e;
   }
 }

@@ -126,7 +126,8 @@ export const databricksPat: Rotator<Target> = {
   },
 
   describe: (t) => new URL(t.origin).host + (t.ownerAppId ? ` (owner ${t.ownerAppId})` : ''),
-  bindingKey: (t) => (t.ownerAppId ? `databricks-pat:${t.ownerAppId}` : undefined),
+  // The owner's PAT exists per workspace: the binding names the host, so a binding for dev mints nothing in prod.
+  bindingKey: (t) => (t.ownerAppId ? `databricks-pat:${new URL(t.origin).host}/${t.ownerAppId}` : undefined),
 
   async create(t, ctx, { lifetimeSeconds, marker }, deps) {
     try {

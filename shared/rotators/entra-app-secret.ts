@@ -72,6 +72,7 @@ export const entraAppSecret: Rotator<{ appId: string }> = {
       createdAt: new Date(p.startDateTime),
       expiresAt: new Date(p.endDateTime),
       marker: p.displayName ?? undefined,
+      hint: p.hint ?? undefined,
     }));
   },
 };

@@ -16,6 +16,8 @@ export interface CredentialInfo {
   expiresAt?: Date;
   /** The `kv-rotator:{vault}/{secret}:{rotationId}` marker, where the provider keeps a comment or name. */
   marker?: string;
+  /** The first characters of the value, where the provider shows them (Entra's `hint`). */
+  hint?: string;
 }
 
 export interface NewCredential {

@@ -1,6 +1,6 @@
 import type { TokenCredential } from '@azure/core-auth';
 import type { Settings } from '../config';
-import { redact } from '../redact';
+import { redact, redactDimension } from '../redact';
 import type { Outcome } from '../rotation/engine';
 import { EVENTS, type EventName } from './events';
 
@@ -37,7 +37,7 @@ function format(dimensions: Dimensions): string {
   return Object.entries(dimensions)
     .filter(([, v]) => v !== undefined && v !== null && v !== '')
     .map(([k, v]) => {
-      const s = redact(String(v));
+      const s = redactDimension(k, String(v));
       return `${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
     })
     .join(' ');
@@ -62,7 +62,7 @@ class StructuredTelemetry implements Telemetry {
       if (v === undefined || v === null) continue;
       if (typeof v === 'number') measurements[k] = v;
       // Numbers are dimensions too, so workbook queries can read them from customDimensions.
-      properties[k] = redact(String(v));
+      properties[k] = redactDimension(k, String(v));
     }
     this.client?.trackEvent({ name, properties, measurements });
     const level: Level =

@@ -267,14 +267,20 @@ describe('onKeyVaultEvent', () => {
     expect(vaultSnapshot()).toBe(before);
   });
 
-  test('an event whose VaultName is not configured but whose data.Id is a configured vault URL is handled', async () => {
+  test('an event whose VaultName says not-ours but whose data.Id is a configured vault is rejected (attack 10)', async () => {
     const pat = await seedPat();
-    const run = await event(gridEvent(pat, { vaultName: 'kv-data-platform-alias' }));
+    const before = vaultSnapshot();
+    const forged = gridEvent(pat, { vaultName: 'not-ours' });
+    const run = await event(forged);
     expect(run.error).toBeUndefined();
-    expect(lines(run, 'warning')).toEqual([]);
-    expect(current(pat.vault, pat.name)!.version).not.toBe(pat.version);
-    expect(eventLine(run, 'SecretRotated')).toMatch(new RegExp(`vault=${DEMO_VAULTS.dataPlatform}\\b`));
-    expect(run.notices?.map((m) => m.channel)).toEqual(CHANNELS);
+    expect(lines(run, 'error')).toEqual([
+      expect.stringMatching(
+        new RegExp(`rejected event ${forged.id}: data.VaultName names vault "not-ours" but`),
+      ),
+    ]);
+    expect(current(pat.vault, pat.name)!.version).toBe(pat.version);
+    expect(run.notices ?? []).toEqual([]);
+    expect(vaultSnapshot()).toBe(before);
   }, 60_000);
 
   test('SecretNewVersionCreated is ignored (info), nothing is rotated', async () => {

@@ -147,7 +147,7 @@ describe('indexing, as the host does it when it starts', () => {
       ).find((b) => b.direction === 'in');
       expect(trigger?.schedule).toBe('%SCAN_SCHEDULE%');
       expect(host.eventGridUrl()).toMatch(
-        /^http:\/\/127\.0\.0\.1:\d+\/runtime\/webhooks\/eventgrid\?functionName=onKeyVaultEvent$/,
+        /^http:\/\/127\.0\.0\.1:\d+\/runtime\/webhooks\/eventgrid\?functionName=onKeyVaultEvent&code=[\w-]{43}$/,
       );
     } finally {
       await host.stop();

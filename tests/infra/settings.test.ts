@@ -180,6 +180,7 @@ describe('app settings', () => {
       ['ROTATION_BINDINGS', 'rotationBindings'],
       ['NOTIFY_DEFAULT_CHANNELS', 'notifyDefaultChannels'],
       ['MAIL_DEFAULT_TO', 'mailDefaultTo'],
+      ['NOTIFY_ALLOWED_DOMAINS', 'notifyAllowedDomains'],
     ] as const) {
       expect(valueOf(appSettings, setting)).toBe(param);
       expect(params(main).find((p) => p.name === param)?.type).toBe('string');

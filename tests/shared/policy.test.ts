@@ -111,11 +111,11 @@ describe('opting in', () => {
     const policy = ok({
       ...VALID.pat,
       owner: 'data-eng',
-      [TAGS.credentialId]: 'abc',
-      [TAGS.previousCredentialId]: 'def',
+      [TAGS.credentialId]: 'abc0abc0abc0',
+      [TAGS.previousCredentialId]: 'def0def0def0',
       [TAGS.revokePreviousAfter]: '2030-01-01T00:00:00.000Z',
-      [TAGS.rotationId]: 'r1',
-      [TAGS.rotationStarted]: 'r2@2030-01-01T00:00:00.000Z',
+      [TAGS.rotationId]: '5b0c6f1e-8a44-4a4c-9f0e-2f1c3a7d9e01',
+      [TAGS.rotationStarted]: '7e3d2c1b-0a99-4f88-8e77-6d5c4b3a2f10@2030-01-01T00:00:00.000Z',
     });
     expect(policy.policyTags).toEqual({ ...VALID.pat, owner: 'data-eng' });
   });
@@ -246,9 +246,14 @@ describe('each bad tag is a finding with a clear reason', () => {
     expect(read({ ...VALID.pat, ...extra(8) }).status).toBe('ok');
     onlyFinding({ ...VALID.pat, ...extra(9) }, TAGS.kind, /too many tags: 11 policy tags.*5 state tags.*15/);
     // State tags already on the version do not count against the policy tags.
-    expect(read({ ...VALID.pat, ...extra(8), [TAGS.credentialId]: 'a', [TAGS.rotationId]: 'b' }).status).toBe(
-      'ok',
-    );
+    expect(
+      read({
+        ...VALID.pat,
+        ...extra(8),
+        [TAGS.credentialId]: 'a0a0a0a0',
+        [TAGS.rotationId]: '5b0c6f1e-8a44-4a4c-9f0e-2f1c3a7d9e01',
+      }).status,
+    ).toBe('ok');
   });
 
   test('several problems are reported at once', () => {
@@ -282,9 +287,9 @@ describe('each bad tag is a finding with a clear reason', () => {
 
 describe('the Key Vault samples’ tag names', () => {
   test('CredentialId and ValidityPeriodDays are read as ours', () => {
-    const policy = ok({ ...VALID.pat, CredentialId: 'tok-1', ValidityPeriodDays: '120' });
+    const policy = ok({ ...VALID.pat, CredentialId: '0a1b2c3d4e5f', ValidityPeriodDays: '120' });
     expect(policy.validityDays).toBe(120);
-    expect(policy.state.credentialId).toBe('tok-1');
+    expect(policy.state.credentialId).toBe('0a1b2c3d4e5f');
     // The new version carries our names only.
     expect(policy.policyTags).toEqual({ ...VALID.pat, [TAGS.validityDays]: '120' });
   });
@@ -320,12 +325,12 @@ describe('the Key Vault samples’ tag names', () => {
       ...VALID.pat,
       [TAGS.validityDays]: '45',
       ValidityPeriodDays: '700',
-      [TAGS.credentialId]: 'ours',
-      CredentialId: 'theirs',
+      [TAGS.credentialId]: 'aaaa0000aaaa',
+      CredentialId: 'bbbb0000bbbb',
       ProviderAddress: 'evil.com',
     });
     expect(policy.validityDays).toBe(45);
-    expect(policy.state.credentialId).toBe('ours');
+    expect(policy.state.credentialId).toBe('aaaa0000aaaa');
     expect(policy.target).toEqual({ origin: `https://${HOST}` });
     expect(Object.keys(policy.policyTags)).not.toEqual(expect.arrayContaining(['ValidityPeriodDays']));
     expect(policy.policyTags).not.toHaveProperty('CredentialId');
@@ -361,8 +366,25 @@ describe('state tags', () => {
     ['no id', '@2030-04-01T08:30:00.000Z'],
     ['no date', 'r1@'],
     ['a bad date', 'r1@yesterday'],
-  ])('a rotation-started with %s is absent, not a crash', (_name, value) => {
-    expect(ok({ ...VALID.app, [TAGS.rotationStarted]: value }).state.rotationStarted).toBeUndefined();
+  ])('a rotation-started with %s is a finding, not a crash', (_name, value) => {
+    onlyFinding(
+      { ...VALID.app, [TAGS.rotationStarted]: value },
+      TAGS.rotationStarted,
+      /rotation id.*ISO time/,
+    );
+  });
+
+  test.each([
+    ['databricks-pat', 'pat', '../../token-management/tokens/x'],
+    ['entra-app-secret', 'app', 'not-a-guid'],
+    ['databricks-sp-secret', 'sp', 'a/b/../c'],
+  ] as const)('a %s credential id that could leave its URL path is a finding', (kind, key, id) => {
+    for (const tag of [TAGS.credentialId, TAGS.previousCredentialId])
+      onlyFinding({ ...VALID[key], [tag]: id }, tag, new RegExp(`not a ${kind} credential id`));
+  });
+
+  test('a rotation id that is not a GUID is a finding', () => {
+    onlyFinding({ ...VALID.app, [TAGS.rotationId]: 'r1' }, TAGS.rotationId, /not a rotation id/);
   });
 
   test('empty state tags count as absent', () => {

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Notification } from '../notification';
 import { ChannelError, postJson, snippet, type Channel } from '../channel';
-import { facts, title } from '../render';
+import { escapeMarkdown, facts, title } from '../render';
 
 const COLOR = { info: 'Good', warning: 'Warning', error: 'Attention' } as const;
 
@@ -23,13 +23,19 @@ export function teamsMessage(n: Notification): Record<string, unknown> {
           body: [
             {
               type: 'TextBlock',
-              text: title(n),
+              text: escapeMarkdown(title(n)),
               weight: 'Bolder',
               size: 'Medium',
               wrap: true,
               color: COLOR[n.severity],
             },
-            { type: 'FactSet', facts: facts(n) },
+            {
+              type: 'FactSet',
+              facts: facts(n).map((f) => ({
+                title: escapeMarkdown(f.title),
+                value: escapeMarkdown(f.value),
+              })),
+            },
           ],
         },
       },

@@ -55,6 +55,17 @@ export function verifySignature(
 }
 
 /**
+ * JSON that stays inert wherever a receiver pastes it: `<`, `>`, `&` and the JavaScript line
+ * separators are written as \\u escapes (still the same JSON value).
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
  * POSTs `{notification}` as JSON to WEBHOOK_URL (from settings only), signed with WEBHOOK_SIGNING_KEY.
  * 2xx is success; redirects are not followed (the receiver's URL is configured, not discovered).
  */
@@ -62,7 +73,7 @@ export function webhookChannel(url: string, key: string, dispatcher?: Dispatcher
   return {
     name: 'webhook',
     async send(message) {
-      const body = JSON.stringify({ notification: redactDeep(message.notification) });
+      const body = safeJson({ notification: redactDeep(message.notification) });
       const timestamp = Math.floor(Date.now() / 1000);
       const { status, text } = await postJson(
         'webhook',

@@ -43,6 +43,7 @@ export async function notificationFixture(
     WEBHOOK_SIGNING_KEY: SIGNING_KEY,
     MAIL_SENDER: SENDER,
     MAIL_DEFAULT_TO: DEFAULT_TO,
+    NOTIFY_ALLOWED_DOMAINS: 'contoso.example',
     NOTIFICATION_TOPIC_ENDPOINT: endpoint,
     ...env,
   });

@@ -19,6 +19,7 @@ const ALL = {
   WEBHOOK_SIGNING_KEY: 'k'.repeat(40),
   MAIL_SENDER: 'rotation-alerts@contoso.example',
   NOTIFICATION_TOPIC_ENDPOINT: 'https://kv-rotator.westeurope-1.eventgrid.azure.net/api/events',
+  NOTIFY_ALLOWED_DOMAINS: 'contoso.example',
 };
 
 const settings = (env: Record<string, string>): Settings => parseSettings({ ...BASE, ...env });
@@ -100,7 +101,9 @@ test('a tag naming a channel that is not configured is skipped with the setting 
 });
 
 test('an email address without MAIL_SENDER is skipped, not sent', () => {
-  const { messages, skipped } = route(['owner@contoso.example'], {});
+  const { messages, skipped } = route(['owner@contoso.example'], {
+    NOTIFY_ALLOWED_DOMAINS: 'contoso.example',
+  });
   expect(messages).toEqual([]);
   expect(skipped).toEqual([
     { channel: 'email', reason: 'the email channel is not configured (MAIL_SENDER is not set)' },
@@ -137,9 +140,41 @@ test('a URL in the tag is never used (SSRF): it is skipped and reported, and the
   expect(Object.keys(messages[0]!)).toEqual(['notification', 'channel']);
 });
 
+test('tag addresses outside NOTIFY_ALLOWED_DOMAINS are skipped; empty admits none (attack 6)', () => {
+  const outside = route(['admin@attacker.example', 'ops@mail.contoso.example', 'x@contoso.example.evil'], {
+    ...ALL,
+    NOTIFY_DEFAULT_CHANNELS: 'webhook',
+  });
+  expect(outside.messages).toEqual([
+    expect.objectContaining({ channel: 'webhook' }),
+    expect.objectContaining({ channel: 'email', to: ['ops@mail.contoso.example'] }),
+  ]);
+  expect(outside.skipped).toEqual([
+    {
+      channel: 'email',
+      reason: expect.stringMatching(/outside NOTIFY_ALLOWED_DOMAINS \(contoso\.example\)/),
+    },
+    { channel: 'email', reason: expect.stringMatching(/outside NOTIFY_ALLOWED_DOMAINS/) },
+  ]);
+  expect(JSON.stringify(outside.messages)).not.toContain('attacker.example');
+  const none = route(['owner@contoso.example'], {
+    ...ALL,
+    NOTIFY_ALLOWED_DOMAINS: '',
+    NOTIFY_DEFAULT_CHANNELS: 'teams',
+  });
+  expect(channelsOf(none.messages)).toEqual(['teams']);
+  expect(none.skipped).toEqual([
+    {
+      channel: 'email',
+      reason: expect.stringMatching(/NOTIFY_ALLOWED_DOMAINS is empty: no recipients are taken from tags/),
+    },
+  ]);
+});
+
 test('an email address is never turned into a URL, even one that looks like a host', () => {
   const { messages } = route(['admin@attacker.example'], {
     ...ALL,
+    NOTIFY_ALLOWED_DOMAINS: 'attacker.example',
     NOTIFY_DEFAULT_CHANNELS: 'webhook',
   });
   expect(messages).toEqual([

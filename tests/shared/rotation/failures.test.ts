@@ -4,6 +4,7 @@ import { BlobServiceClient, type BlobLeaseClient } from '@azure/storage-blob';
 import { RequestCounts, type FaultRule } from '../../../local/azure/faults';
 import { MARKER_PREFIX, STORAGE, TAGS } from '../../../shared/constants';
 import type { Outcome, RotationResult, Step } from '../../../shared/rotation/engine';
+import { targetKey } from '../../../shared/issuance';
 import { ROTATORS } from '../../../shared/rotators';
 import type { Services } from '../../../shared/services';
 import { useLocalAzure } from '../../support/localAzure';
@@ -552,6 +553,15 @@ describe.each(CASES)('$kind', (kc) => {
       tags: { ...tags, [TAGS.rotationStarted]: `${rotationId}@${now.toISOString()}` },
     });
     const lifetimeSeconds = 90 * 86_400;
+    // As the engine does: the issuance record first, then the provider, then the record of its answer.
+    const record = await ctx.services.issuance.begin({
+      vault: ctx.req.vault,
+      secret: ctx.secret,
+      kind: kc.kind,
+      target: targetKey(kc.kind, parsed.target),
+      rotationId,
+      at: now,
+    });
     const orphan = await rotator.create(
       parsed.target,
       { vaultName: ctx.req.vault, secretName: ctx.secret, currentValue: current.value ?? '' },
@@ -562,6 +572,7 @@ describe.each(CASES)('$kind', (kc) => {
       },
       ctx.services.deps,
     );
+    await ctx.services.issuance.update(record, { state: 'issued', credentialId: orphan.id, at: now });
     expect(await credentialWorks(ctx.tenant, kc.key, orphan.value)).toMatchObject({ works: true });
     expect(providerIds(ctx)).toContain(orphan.id);
     ctx.row.outcome = 'crashed (orphan left)';

@@ -123,7 +123,7 @@ async function setup(
   // The same settings seedTenant made, with the owner bound to this secret by whoever controls it.
   const bindings = [
     `${tenant.vaultName}/${SECRETS.sp}=databricks-sp:${tenant.accountId}/${tenant.spId}`,
-    ...(bound ? [`${tenant.vaultName}/${SECRET}=databricks-pat:${ownerAppId}`] : []),
+    ...(bound ? [`${tenant.vaultName}/${SECRET}=databricks-pat:${host}/${ownerAppId}`] : []),
   ];
   const settings = parseSettings({
     KEY_VAULT_URIS: `${tenant.vaultName}=${tenant.vaultUrl}`,
@@ -221,9 +221,13 @@ test('rotates as the owner: the new PAT is the owner’s, works, and the old one
   expect(created.ownerId).toBe(s.ownerPrincipalId);
   // Created as the owner through Entra (federation), not with the current PAT; verified with the new PAT.
   expect(azure().servers.counts.total(ENTRA_TOKEN)).toBeGreaterThan(entraBefore);
+  // Then, once, the PAT a person stored is adopted: it still works and is the owner's only token that
+  // this service did not issue, so it is the one the vault held and may be revoked after the grace.
   expect(calls).toEqual([
     { method: 'POST', path: '/api/2.0/token/create', as: { appid: s.ownerAppId } },
     { method: 'GET', path: '/api/2.0/preview/scim/v2/Me', as: 'pat' },
+    { method: 'GET', path: '/api/2.0/preview/scim/v2/Me', as: 'pat' },
+    { method: 'GET', path: '/api/2.0/token/list', as: { appid: s.ownerAppId } },
   ]);
   const stored = await s.tenant.reader.getSecret(SECRET);
   expect(stored.value).not.toBe(s.pat);
@@ -245,12 +249,13 @@ test('rotates as the owner: the new PAT is the owner’s, works, and the old one
   expect(await patWorks(s.tenant.workspaceUrl, s.pat)).toMatchObject({ works: false });
   expect(await patWorks(s.tenant.workspaceUrl, stored.value!)).toMatchObject({ works: true });
 
-  // Reconcile lists the owner's tokens as the owner too.
+  // Reconcile goes by the issuance record: no interrupted rotation, so no call to the workspace at all.
   const reconciled = await workspaceCalls(s, () => s.services.engine.reconcile(request(s)));
-  expect(reconciled.result.outcome).toMatchObject({ status: 'skipped', reason: 'no orphaned credentials' });
-  expect(reconciled.calls).toEqual([
-    { method: 'GET', path: '/api/2.0/token/list', as: { appid: s.ownerAppId } },
-  ]);
+  expect(reconciled.result.outcome).toMatchObject({
+    status: 'skipped',
+    reason: 'no interrupted rotation in the issuance record',
+  });
+  expect(reconciled.calls).toEqual([]);
 });
 
 test('recovers a PAT that already expired, where a plain PAT secret cannot', async () => {
@@ -271,10 +276,16 @@ test('recovers a PAT that already expired, where a plain PAT secret cannot', asy
   expect(failed).toMatchObject({ step: 'create', transient: false });
   expect(failed.reason).toMatch(/no longer valid \(expired or revoked\)/);
 
-  // The expired one is gone already: revoking it counts as done.
+  // The expired one cannot be shown to be the one the vault held (it no longer works): it is not
+  // tracked as previous, and the owners are told its id.
+  expect(rotated.previousCredentialId).toBeUndefined();
+  const note = owned.notifications.find((n) => n.kind === 'rotated')?.details.note;
+  expect(note).toEqual(
+    expect.stringContaining(`previous credential ${s.patId} was not issued by this service`),
+  );
   azure().clock.advance(25 * HOUR);
   const revoked = await s.services.engine.revokePrevious(request(s));
-  expect(revoked.outcome).toMatchObject({ status: 'revoked', credentialIds: [s.patId] });
+  expect(revoked.outcome).toMatchObject({ status: 'skipped', reason: 'no previous credential to revoke' });
 });
 
 test('without a ROTATION_BINDINGS entry for the owner: failed at binding, nothing created', async () => {
@@ -288,7 +299,9 @@ test('without a ROTATION_BINDINGS entry for the owner: failed at binding, nothin
 
   const failed = expectStatus(result.outcome, 'failed');
   expect(failed).toMatchObject({ step: 'binding', transient: false });
-  expect(failed.reason).toContain(`${s.tenant.vaultName}/${SECRET}=databricks-pat:${s.ownerAppId}`);
+  expect(failed.reason).toContain(
+    `${s.tenant.vaultName}/${SECRET}=databricks-pat:${new URL(s.tenant.workspaceUrl).host}/${s.ownerAppId}`,
+  );
   expect(tokens(s)).toHaveLength(before);
   expect(creates()).toBe(createsBefore);
   expect((await s.tenant.reader.getSecret(SECRET)).value).toBe(s.pat);
