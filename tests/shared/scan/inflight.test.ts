@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { Announcements } from '../../../shared/announcements';
 import { BlobNotices } from '../../../shared/clients/notices';
@@ -135,9 +135,10 @@ test('a rotation stored but never announced is announced by the scan, once; a de
   const { scanner, announcements } = parts(tenant, { clock: () => now });
   const vault = azure().state.vaults.get(tenant.vaultName)!;
   // Two rotations stored (tags as the engine writes them); only the PAT's was announced.
+  const ids = { pat: randomUUID(), app: randomUUID() };
   for (const [secret, rotationId] of [
-    [SECRETS.pat, 'rot-pat'],
-    [SECRETS.app, 'rot-app'],
+    [SECRETS.pat, ids.pat],
+    [SECRETS.app, ids.app],
   ] as const) {
     const latest = vault.secrets.get(secret)!.at(-1)!;
     latest.tags = { ...latest.tags, [TAGS.rotationId]: rotationId };
@@ -146,12 +147,12 @@ test('a rotation stored but never announced is announced by the scan, once; a de
     kind: 'rotated',
     vault: tenant.vaultName,
     secret: SECRETS.pat,
-    details: { rotationId: 'rot-pat' },
+    details: { rotationId: ids.pat },
   });
   // Within the settle time nothing is announced: the announcement may still be on its way.
   expect((await scanner.scan()).notifications.filter((n) => n.kind === 'rotated')).toEqual([]);
   now += (tenant.settings.ANNOUNCE_MISSED_AFTER_MINUTES + 1) * 60_000;
   const late = (await scanner.scan()).notifications.filter((n) => n.kind === 'rotated');
-  expect(late).toMatchObject([{ secret: SECRETS.app, details: { rotationId: 'rot-app' } }]);
+  expect(late).toMatchObject([{ secret: SECRETS.app, details: { rotationId: ids.app } }]);
   expect((await scanner.scan()).notifications.filter((n) => n.kind === 'rotated')).toEqual([]);
 });
