@@ -2,8 +2,10 @@ import type { Records } from './clients/records';
 import type { WorkItem } from './work';
 
 /**
- * A claim is older than any queued message can be (5 attempts, each at most the function timeout plus
- * the retry delay): past it, its holder is taken to be gone and the scan may enqueue the work again.
+ * The default age past which a claim's holder is taken to be gone (IN_FLIGHT_CLAIM_MINUTES): longer than
+ * a queued message lives (5 attempts, each at most the function timeout plus the retry delay), shorter
+ * than the scan schedule. A scan that dies after claiming and before its messages are written delays
+ * those secrets by this much, not until an operator steps in.
  */
 export const IN_FLIGHT_STALE_MS = 60 * 60_000;
 

@@ -37,7 +37,10 @@ export function getRuntime(): Runtime {
   const container = createBlobServiceClient(settings, services.credential).getContainerClient(
     STORAGE.lockContainer,
   );
-  const inflight = new InFlight(new BlobRecords(container, 'inflight'));
+  const inflight = new InFlight(
+    new BlobRecords(container, 'inflight'),
+    settings.IN_FLIGHT_CLAIM_MINUTES * 60_000,
+  );
   const failures = new Failures(
     new BlobRecords(container, 'failing'),
     settings.FAILURE_NOTICE_AFTER_MINUTES * 60_000,
