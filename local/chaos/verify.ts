@@ -17,7 +17,10 @@ export interface Verdict {
   lost: string[];
   /** Previous credentials in their grace period that no longer work. */
   graceBroken: string[];
+  /** Credentials this service created that no secret references. */
   orphans: string[];
+  /** Seeded credentials no secret references any more that the engine could not prove (owners were told). */
+  leftToOwners: number;
   /** Secrets with more than one rotation stored in the run. */
   duplicates: string[];
   rotations: number;
@@ -61,6 +64,8 @@ export async function verify(
   env: Record<string, string>,
   secrets: readonly ChaosSecret[],
   since: number,
+  /** `{target}#{id}` of every credential there was before the run. */
+  seeded: ReadonlySet<string>,
 ): Promise<Verdict> {
   const settings = parseSettings(env);
   const v: Verdict = {
@@ -69,6 +74,7 @@ export async function verify(
     lost: [],
     graceBroken: [],
     orphans: [],
+    leftToOwners: 0,
     duplicates: [],
     rotations: 0,
     missedAnnouncements: [],
@@ -99,7 +105,6 @@ export async function verify(
     set.add(id);
     referenced.set(target, set);
   };
-  const byTarget = new Map<string, string>();
   const check = async (s: ChaosSecret) => {
     const where = `${s.vault}/${s.name}`;
     v.checked++;
@@ -119,14 +124,18 @@ export async function verify(
     }
     refer(holder(s), tags[TAGS.credentialId]);
     refer(holder(s), tags[TAGS.previousCredentialId]);
-    byTarget.set(`${holder(s)}#${tags[TAGS.credentialId]}`, where);
     // History, from the emulator (the SDK would list versions one by one): rotations in this run.
     const versions = azure.state.vaults.get(s.vault)!.secrets.get(s.name)!;
-    const rotated = versions.filter((x) => x.tags[TAGS.rotationId] && x.created * 1000 >= since - 1000);
-    v.rotations += rotated.length;
-    if (rotated.length > 1) v.duplicates.push(`${where} (${rotated.length} rotations)`);
+    // A store retried after a lost answer writes the same rotation twice: rotations are rotation ids.
+    const rotated = new Set(
+      versions
+        .filter((x) => x.tags[TAGS.rotationId] && x.created * 1000 >= since - 1000)
+        .map((x) => x.tags[TAGS.rotationId]!),
+    );
+    v.rotations += rotated.size;
+    if (rotated.size > 1) v.duplicates.push(`${where} (${rotated.size} rotations)`);
     for (const r of rotated) {
-      const notices = rotatedBy.get(r.tags[TAGS.rotationId]!)?.size ?? 0;
+      const notices = rotatedBy.get(r)?.size ?? 0;
       if (notices === 0) v.missedAnnouncements.push(where);
       if (notices > 1) v.doubleAnnouncements.push(`${where} (${notices})`);
     }
@@ -145,7 +154,11 @@ export async function verify(
 
   for (const [target, ids] of providerCredentials(azure, secrets)) {
     v.credentialsNow += ids.size;
-    for (const id of ids) if (!referenced.get(target)?.has(id)) v.orphans.push(`${target} ${id}`);
+    for (const id of ids) {
+      if (referenced.get(target)?.has(id)) continue;
+      if (seeded.has(`${target}#${id}`)) v.leftToOwners++;
+      else v.orphans.push(`${target} ${id}`);
+    }
   }
   return v;
 }
