@@ -24,10 +24,9 @@ import { providerCredentials, verify } from './verify';
 import { seedChaosTenant, type ChaosSecret } from './tenant';
 
 const PROFILES = {
-  full: { secrets: 1_000, vaults: 4, sharedEvery: 3, deadlineMs: 15 * 60_000 },
-  short: { secrets: 60, vaults: 4, sharedEvery: 2, deadlineMs: 180_000 },
+  full: { secrets: 1_000, vaults: 4, sharedEvery: 3, tickMs: 30_000, deadlineMs: 30 * 60_000 },
+  short: { secrets: 60, vaults: 4, sharedEvery: 2, tickMs: 10_000, deadlineMs: 180_000 },
 } as const;
-const TICK_MS = 10_000;
 const FUNCTION_TIMEOUT_MS = 25_000;
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -210,7 +209,7 @@ async function main(): Promise<number> {
   await instance.start();
   log('function app started');
 
-  /** Ticks the timer every TICK_MS until the cohort is rotated; `during` runs the fault timeline. */
+  /** Ticks the timer every profile.tickMs until the cohort is rotated; `during` runs the fault timeline. */
   const phase = async (cohort: ChaosSecret[], during: (t0: number) => Promise<void>) => {
     const t0 = Date.now();
     let lastTick = 0;
@@ -220,7 +219,7 @@ async function main(): Promise<number> {
       return `${left.length} not rotated yet: ${left.slice(0, 10).join(', ')}`;
     };
     while (rotatedSince(cohort, t0) < cohort.length) {
-      if (Date.now() - lastTick >= TICK_MS && !killing) {
+      if (Date.now() - lastTick >= profile.tickMs && !killing) {
         instance.tick();
         lastTick = Date.now();
       }
