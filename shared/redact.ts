@@ -6,13 +6,18 @@
 
 export const MASK = '[REDACTED]';
 
+/** The shapes of the credentials this service handles (JWTs are found by `maskJwts`). */
+const CREDENTIAL_SHAPES: RegExp[] = [
+  // Databricks personal access tokens and SP OAuth secrets.
+  /\bdapi[0-9a-f]{32}(?:-\d+)?\b/gi,
+  /\bdose[0-9a-f]{32}\b/gi,
+  // Entra client secrets: 3 chars, a digit, "Q~", then the rest.
+  /[A-Za-z0-9_.-]{3}\d[Qq]~[A-Za-z0-9_.~-]{30,}/g,
+];
+
 /** Shapes of credentials we handle or may see in provider responses, with what replaces them. */
 const PATTERNS: [RegExp, string][] = [
-  // Databricks personal access tokens and SP OAuth secrets.
-  [/\bdapi[0-9a-f]{32}(?:-\d+)?\b/gi, MASK],
-  [/\bdose[0-9a-f]{32}\b/gi, MASK],
-  // Entra client secrets: 3 chars, a digit, "Q~", then the rest.
-  [/[A-Za-z0-9_.-]{3}\d[Qq]~[A-Za-z0-9_.~-]{30,}/g, MASK],
+  ...CREDENTIAL_SHAPES.map((p): [RegExp, string] => [p, MASK]),
   // Authorization headers, storage keys and SAS signatures keep their label.
   [/\b(AccountKey|SharedAccessSignature|sig)=[^;&\s"']+/gi, `$1=${MASK}`],
   // JSON fields and form parameters that carry a credential, whatever it looks like.
@@ -79,8 +84,8 @@ export const MIN_REGISTERED_LENGTH = 16;
 /** Whether a value looks like a credential: one of the patterns above, or a JWT. */
 function credentialShaped(value: string): boolean {
   return (
-    PATTERNS.slice(0, 3).some(([p]) => new RegExp(p.source, p.flags.replace('g', '')).test(value)) ||
-    maskJwts(value) !== value
+    // `search` ignores the global flag's lastIndex, so the shared patterns stay stateless here.
+    CREDENTIAL_SHAPES.some((p) => value.search(p) !== -1) || maskJwts(value) !== value
   );
 }
 

@@ -11,6 +11,8 @@ param deploymentContainerName string
 var rotationQueueName = 'rotation-requests'
 var notificationQueueName = 'notifications'
 var lockContainerName = 'locks'
+// The issuance record (shared/issuance.ts): what the service asked providers for; only it writes here.
+var issuanceContainerName = 'issuance'
 // Key Vault events Event Grid could not deliver to onKeyVaultEvent (after its retries).
 var deadLetterContainerName = 'eventgrid-deadletter'
 
@@ -25,6 +27,7 @@ var queueNames = [
 var containerNames = [
   deploymentContainerName
   lockContainerName
+  issuanceContainerName
   deadLetterContainerName
 ]
 

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { startBenchEnv, type BenchEnv } from './fixtures';
 import { benchMemory, type MemoryRun } from './memory';
 import { mb, ratio, table, writeResults, type Row } from './report';
+import { redactRows } from './redact';
 import { benchRotations, hostConcurrency, type RotationRun } from './rotate';
 import { benchScan, type ScanRun } from './scan';
 
@@ -143,7 +144,12 @@ async function main(): Promise<void> {
     step(`rotations: ${plan.rotations} one at a time and ${plan.rotations} concurrently, interleaved`);
     const rotations = await benchRotations(env, plan.rotations, concurrency);
 
-    const rows = [...scans.flatMap(scanRows), ...memoryRows(small, large), ...rotationRows(rotations)];
+    const rows = [
+      ...scans.flatMap(scanRows),
+      ...memoryRows(small, large),
+      ...rotationRows(rotations),
+      ...redactRows(),
+    ];
     const wallMs = Math.round(performance.now() - started);
     const results = {
       quick,

@@ -14,22 +14,22 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { format, promisify } from 'node:util';
 import type * as Functions from '@azure/functions';
-import { DefaultAzureCredential } from '@azure/identity';
-import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import {
   FunctionsCoreStandIn,
   installFunctionsCore,
   nativeRequire,
   type BindingInfo,
   type Registration,
-  type RetryOptions,
-  type RpcDuration,
 } from './core';
 import { handleEventGridRequest, type EventGridEndpoint } from './eventgrid';
-import { nextOccurrence, parseNcrontab, resolveAppSettings, type Schedule } from './ncrontab';
+import { parseNcrontab, resolveAppSettings, type Schedule } from './ncrontab';
+import { QueueTriggers } from './queues';
+import { TimerTrigger } from './timer';
 import { parseTelemetryLine, type TelemetryEvent } from './telemetry';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+
+export { retryDelayMs } from './waker';
 
 export type LogLevel = 'trace' | 'debug' | 'information' | 'warning' | 'error' | 'critical';
 
@@ -169,56 +169,6 @@ async function withBuildLock<T>(root: string, fn: () => Promise<T>): Promise<T> 
   }
 }
 
-function durationMs(d: RpcDuration | undefined): number {
-  if (!d) return 0;
-  const seconds = typeof d.seconds === 'object' ? d.seconds.toNumber() : (d.seconds ?? 0);
-  return seconds * 1000 + Math.round((d.nanos ?? 0) / 1e6);
-}
-
-/** The host's delay before retry number `retry` (0-based) of a failed invocation. */
-export function retryDelayMs(options: RetryOptions, retry: number): number {
-  if (options.retryStrategy === 'fixedDelay') return durationMs(options.delayInterval);
-  const min = durationMs(options.minimumInterval);
-  const max = durationMs(options.maximumInterval) || Number.MAX_SAFE_INTEGER;
-  return Math.min(max, min * 2 ** retry);
-}
-
-/** A sleep that `wake()` ends early; a wake while not sleeping ends the next sleep at once. */
-class Waker {
-  private wakeUp?: () => void;
-  private pending = false;
-
-  wait(ms: number): Promise<void> {
-    if (this.pending) {
-      this.pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        if (this.wakeUp === done) this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeUp = done;
-    });
-  }
-
-  wake(): void {
-    if (this.wakeUp) this.wakeUp();
-    else this.pending = true;
-  }
-}
-
-interface QueueListener {
-  registration: Registration;
-  queueName: string;
-  client: QueueClient;
-  waker: Waker;
-  inFlight: number;
-  loop?: Promise<void>;
-}
-
 export interface LoadedFunctionApp {
   /** The stand-in the bundle registered with: `registrations`, `programmingModel`. */
   core: FunctionsCoreStandIn;
@@ -302,18 +252,11 @@ export class LocalFunctionHost {
   private readonly resolved = new Map<string, Record<string, BindingInfo>>();
 
   private server?: Server;
-  private readonly listeners: QueueListener[] = [];
-  private readonly queueClients = new Map<string, QueueClient>();
-  private readonly services = new Map<string, QueueServiceClient>();
   private readonly running = new Set<Promise<unknown>>();
-  /** Receive calls under way: their messages are invisible but not yet in `running`. */
-  private receiving = 0;
   private readonly current = new AsyncLocalStorage<{ functionName: string; invocationId: string }>();
-  private timerLoop?: { waker: Waker; done: Promise<void> };
-  private timerChain: Promise<unknown> = Promise.resolve();
-  /** Ends a retry delay early when the host stops. */
-  private readonly retryWaker = new Waker();
-  private stopped = false;
+  private stoppedFlag = false;
+  private readonly timers: TimerTrigger;
+  private readonly queues: QueueTriggers;
   private cleanups: (() => void)[] = [];
   /** The Event Grid extension's system key (`code=` on the webhook), new for every host. */
   readonly eventGridKey = randomBytes(32).toString('base64url');
@@ -327,6 +270,20 @@ export class LocalFunctionHost {
   ) {
     this.registrations = core.registrations;
     this.settings = settings;
+    const host = {
+      isStopped: () => this.stoppedFlag,
+      schedules: this.schedules,
+      settings,
+      env,
+      minPollingIntervalMs: options.minPollingIntervalMs,
+      functionsOf: (type: string) => this.functionsOf(type),
+      triggerOf: (r: Registration) => this.triggerOf(r),
+      invoke: (...args: Parameters<LocalFunctionHost['invokeOnce']>) => this.invoke(...args),
+      track: (work: Promise<unknown>) => this.track(work),
+      log: (level: LogLevel, message: string) => this.log(level, message),
+    };
+    this.timers = new TimerTrigger(host);
+    this.queues = new QueueTriggers(host);
   }
 
   /**
@@ -375,7 +332,7 @@ export class LocalFunctionHost {
       host.validate();
       host.interceptConsole();
       await host.listenEventGrid(options.eventGridPort ?? 0);
-      if (options.listen !== false) host.listenQueues();
+      if (options.listen !== false) host.queues.listen();
     } catch (e) {
       await host.stop();
       throw e;
@@ -503,9 +460,30 @@ export class LocalFunctionHost {
 
   private invoke(...args: Parameters<LocalFunctionHost['invokeOnce']>): Promise<InvocationRecord> {
     const work = this.invokeOnce(...args);
+    this.track(work);
+    return work;
+  }
+
+  private track(work: Promise<unknown>): void {
     this.running.add(work);
     void work.finally(() => this.running.delete(work));
-    return work;
+  }
+
+  // ---- timer (local/host/timer.ts) ---------------------------------------------------------------
+
+  /** Fires the timer function(s) now, as the schedule would (see TimerTrigger.tick). */
+  tick(functionName?: string): Promise<InvocationRecord[]> {
+    return this.timers.tick(functionName);
+  }
+
+  /** Ticks every `intervalMs`, or on the NCRONTAB schedule; stop() ends it. */
+  startTimerLoop(intervalMs?: number): void {
+    this.timers.startTimerLoop(intervalMs);
+  }
+
+  /** When the next scheduled tick is due (for people). */
+  nextScheduled(functionName?: string): Date | undefined {
+    return this.timers.nextScheduled(functionName);
   }
 
   private async invokeOnce(
@@ -592,147 +570,16 @@ export class LocalFunctionHost {
       const items = Array.isArray(value) ? value : [value];
       if (items.length === 0) continue;
       const queueName = String(binding.queueName);
-      const client = await this.queueClient(binding, true);
-      for (const item of items) await client.sendMessage(this.encode(item));
+      const client = await this.queues.queueClient(binding, true);
+      for (const item of items) await client.sendMessage(this.queues.encode(item));
       written[queueName] = (written[queueName] ?? 0) + items.length;
       // The host notices its own writes at once instead of waiting for the next poll.
-      for (const l of this.listeners) if (l.queueName === queueName) l.waker.wake();
+      this.queues.wake(queueName);
     }
     return written;
   }
 
-  private encode(item: unknown): string {
-    const text = Buffer.isBuffer(item)
-      ? item
-      : Buffer.from(typeof item === 'string' ? item : JSON.stringify(item), 'utf8');
-    return this.settings.queues.messageEncoding === 'base64'
-      ? text.toString('base64')
-      : text.toString('utf8');
-  }
-
-  private decode(text: string): string {
-    return this.settings.queues.messageEncoding === 'base64'
-      ? Buffer.from(text, 'base64').toString('utf8')
-      : text;
-  }
-
-  private queueService(connection: string): QueueServiceClient {
-    let service = this.services.get(connection);
-    if (service) return service;
-    const setting = this.env[connection] ?? this.env[`AzureWebJobs${connection}`];
-    const uri =
-      this.env[`${connection}__queueServiceUri`] ??
-      (this.env[`${connection}__accountName`]
-        ? `https://${this.env[`${connection}__accountName`]}.queue.core.windows.net`
-        : undefined);
-    if (setting) service = QueueServiceClient.fromConnectionString(setting);
-    else if (uri)
-      // Identity-based connection, as in Azure: the managed identity (or the developer's az login).
-      service = new QueueServiceClient(
-        uri,
-        new DefaultAzureCredential({ managedIdentityClientId: this.env[`${connection}__clientId`] }),
-      );
-    else
-      throw new Error(
-        `Storage account connection string '${connection}' does not exist. Make sure that it is a defined App Setting.`,
-      );
-    this.services.set(connection, service);
-    return service;
-  }
-
-  private async queueClient(binding: BindingInfo, create: boolean): Promise<QueueClient> {
-    const connection = String(binding.connection || 'AzureWebJobsStorage');
-    const key = `${connection}/${String(binding.queueName)}`;
-    let client = this.queueClients.get(key);
-    if (!client) {
-      client = this.queueService(connection).getQueueClient(String(binding.queueName));
-      if (create) await client.createIfNotExists();
-      this.queueClients.set(key, client);
-    }
-    return client;
-  }
-
-  // ---- timer ------------------------------------------------------------------------------------
-
-  /**
-   * Fires the timer function(s) now, as the schedule would, with the registration's retry policy.
-   * Ticks never overlap (the host runs a timer function as a singleton).
-   */
-  tick(functionName?: string): Promise<InvocationRecord[]> {
-    const timers = this.functionsOf('timerTrigger').filter(
-      (r) => functionName === undefined || r.metadata.name === functionName,
-    );
-    if (this.stopped) return Promise.reject(new Error('the host has stopped'));
-    if (timers.length === 0) throw new Error(`no timer function ${functionName ?? ''} is registered`.trim());
-    const next = this.timerChain.then(async () => {
-      const records: InvocationRecord[] = [];
-      for (const r of timers) records.push(await this.runTimer(r));
-      return records;
-    });
-    this.timerChain = next.catch(() => undefined);
-    return next;
-  }
-
-  private async runTimer(registration: Registration): Promise<InvocationRecord> {
-    const retry = registration.metadata.retryOptions;
-    const max = retry?.maxRetryCount ?? 0;
-    const schedule = this.schedules.get(registration.metadata.name);
-    for (let attempt = 0; ; attempt++) {
-      const now = new Date();
-      const timer: Functions.Timer = {
-        isPastDue: false,
-        schedule: { adjustForDST: true },
-        scheduleStatus: {
-          last: now.toISOString(),
-          next: (schedule && nextOccurrence(schedule, now)?.toISOString()) ?? '',
-          lastUpdated: now.toISOString(),
-        },
-      };
-      const record = await this.invoke(
-        registration,
-        'timer',
-        attempt === 0 ? 'Timer fired' : `Retry ${attempt} of ${max}`,
-        timer,
-        {},
-        retry ? { retryCount: attempt, maxRetryCount: max } : undefined,
-      );
-      if (record.status === 'succeeded' || !retry || this.stopped || (max !== -1 && attempt >= max))
-        return record;
-      const delay = retryDelayMs(retry, attempt);
-      this.log('warning', `retrying 'Functions.${registration.metadata.name}' in ${delay / 1000} s`);
-      await this.retryWaker.wait(delay);
-      if (this.stopped) return record;
-    }
-  }
-
-  /**
-   * Ticks every `intervalMs`, or on each function's own NCRONTAB schedule when no interval is given.
-   * Returns when the first wait starts; stop() ends it.
-   */
-  startTimerLoop(intervalMs?: number): void {
-    if (this.timerLoop) throw new Error('the timer loop is already running');
-    const waker = new Waker();
-    const schedule = [...this.schedules.values()][0];
-    const nextDelay = () =>
-      intervalMs ??
-      Math.max(0, (schedule && nextOccurrence(schedule, new Date())?.getTime()) ?? 0) - Date.now();
-    const done = (async () => {
-      while (!this.stopped) {
-        await waker.wait(nextDelay());
-        if (this.stopped) break;
-        await this.tick().catch((e: unknown) => this.log('error', `timer tick failed: ${String(e)}`));
-      }
-    })();
-    this.timerLoop = { waker, done };
-  }
-
-  /** When the next scheduled tick is due under the NCRONTAB schedule (for people). */
-  nextScheduled(functionName?: string): Date | undefined {
-    const schedule = functionName ? this.schedules.get(functionName) : [...this.schedules.values()][0];
-    return schedule && nextOccurrence(schedule, new Date());
-  }
-
-  // ---- Event Grid -------------------------------------------------------------------------------
+  // ---- Event Grid (local/host/eventgrid.ts) -------------------------------------------------------------------------------
 
   private async listenEventGrid(port: number): Promise<void> {
     if (this.functionsOf('eventGridTrigger').length === 0) return;
@@ -767,147 +614,6 @@ export class LocalFunctionHost {
     this.server = server;
   }
 
-  // ---- queues -----------------------------------------------------------------------------------
-
-  private listenQueues(): void {
-    for (const registration of this.functionsOf('queueTrigger')) {
-      const [, trigger] = this.triggerOf(registration);
-      const queueName = String(trigger.queueName);
-      const listener: QueueListener = {
-        registration,
-        queueName,
-        client: this.queueService(String(trigger.connection || 'AzureWebJobsStorage')).getQueueClient(
-          queueName,
-        ),
-        waker: new Waker(),
-        inFlight: 0,
-      };
-      listener.loop = this.poll(listener);
-      this.listeners.push(listener);
-    }
-  }
-
-  /**
-   * The host's queue listener: fetch a batch, process it concurrently, fetch the next when the number
-   * in flight falls to newBatchThreshold; when the queue is empty, back off up to maxPollingInterval.
-   */
-  private async poll(l: QueueListener): Promise<void> {
-    const q = this.settings.queues;
-    const minDelay = this.options.minPollingIntervalMs ?? 100;
-    let delay = minDelay;
-    let created = false;
-    while (!this.stopped) {
-      let received = 0;
-      try {
-        if (!created) {
-          await l.client.createIfNotExists();
-          created = true;
-        }
-        if (l.inFlight <= q.newBatchThreshold) {
-          // Invisible while it is processed; on failure it is made visible again after visibilityTimeout.
-          this.receiving++;
-          try {
-            const batch = await l.client.receiveMessages({
-              numberOfMessages: q.batchSize,
-              visibilityTimeout: Math.ceil(this.settings.functionTimeoutMs / 1000),
-            });
-            received = batch.receivedMessageItems.length;
-            for (const message of batch.receivedMessageItems) {
-              l.inFlight++;
-              const work = this.process(l, message).finally(() => {
-                l.inFlight--;
-                l.waker.wake();
-              });
-              this.running.add(work);
-              void work.finally(() => this.running.delete(work));
-            }
-          } finally {
-            // Only now: until the messages are in `running`, drain() must not call the queue idle.
-            this.receiving--;
-          }
-        }
-      } catch (e) {
-        if (this.stopped) break;
-        this.log(
-          'error',
-          `polling queue '${l.queueName}' failed: ${e instanceof Error ? e.message : String(e)}`,
-        );
-      }
-      if (this.stopped) break;
-      const full = l.inFlight > q.newBatchThreshold;
-      if (received > 0) delay = minDelay;
-      else if (!full) delay = Math.min(delay * 2, q.maxPollingIntervalMs);
-      // A full batch waits for a completion (which wakes it); a productive poll goes again at once.
-      await l.waker.wait(full ? q.maxPollingIntervalMs : received > 0 ? 0 : delay);
-    }
-  }
-
-  private async process(
-    l: QueueListener,
-    message: {
-      messageId: string;
-      popReceipt: string;
-      messageText: string;
-      dequeueCount: number;
-      insertedOn: Date;
-      expiresOn: Date;
-      nextVisibleOn: Date;
-    },
-  ): Promise<void> {
-    const q = this.settings.queues;
-    if (message.dequeueCount > q.maxDequeueCount) {
-      await this.poison(l, message);
-      return;
-    }
-    const text = this.decode(message.messageText);
-    const record = await this.invoke(
-      l.registration,
-      'queue',
-      `New queue message detected on '${l.queueName}'.`,
-      tryJsonParse(text),
-      {
-        id: message.messageId,
-        queueTrigger: text,
-        dequeueCount: message.dequeueCount,
-        insertionTime: message.insertedOn.toISOString(),
-        expirationTime: message.expiresOn.toISOString(),
-        nextVisibleTime: message.nextVisibleOn.toISOString(),
-        popReceipt: message.popReceipt,
-      },
-    );
-    try {
-      if (record.status === 'succeeded') {
-        await l.client.deleteMessage(message.messageId, message.popReceipt);
-      } else if (message.dequeueCount >= q.maxDequeueCount) {
-        await this.poison(l, message);
-      } else {
-        await l.client.updateMessage(
-          message.messageId,
-          message.popReceipt,
-          undefined,
-          Math.ceil(q.visibilityTimeoutMs / 1000),
-        );
-      }
-    } catch (e) {
-      this.log('error', `completing message ${message.messageId} on '${l.queueName}' failed: ${String(e)}`);
-    }
-  }
-
-  private async poison(
-    l: QueueListener,
-    message: { messageId: string; popReceipt: string; messageText: string },
-  ): Promise<void> {
-    const poisonName = `${l.queueName}-poison`;
-    this.log(
-      'warning',
-      `Message has reached MaxDequeueCount of ${this.settings.queues.maxDequeueCount}. Moving message to queue '${poisonName}'.`,
-    );
-    const [, trigger] = this.triggerOf(l.registration);
-    const poison = await this.queueClient({ ...trigger, queueName: poisonName }, true);
-    await poison.sendMessage(message.messageText);
-    await l.client.deleteMessage(message.messageId, message.popReceipt);
-  }
-
   // ---- lifecycle --------------------------------------------------------------------------------
 
   /** Invocations under way (timer, Event Grid, queue). */
@@ -926,32 +632,22 @@ export class LocalFunctionHost {
     while (quiet < 2) {
       if (Date.now() > deadline) throw new Error('the queues did not drain in time');
       while (this.running.size > 0) await Promise.allSettled([...this.running]);
-      let visible = false;
-      for (const l of this.listeners) {
-        const peek = await l.client.peekMessages({ numberOfMessages: 1 }).catch(() => undefined);
-        if (peek && peek.peekedMessageItems.length > 0) {
-          visible = true;
-          l.waker.wake();
-        }
-      }
-      quiet = visible || this.running.size > 0 || this.receiving > 0 ? 0 : quiet + 1;
+      const visible = await this.queues.anyVisible();
+      quiet = visible || this.running.size > 0 || this.queues.receiving > 0 ? 0 : quiet + 1;
       await sleep(visible ? 50 : 100);
     }
   }
 
   /** Stops the timer loop, the Event Grid webhook and the queue pollers; waits for running invocations. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.timerLoop?.waker.wake();
-    this.retryWaker.wake();
-    for (const l of this.listeners) l.waker.wake();
+    if (this.stoppedFlag) return;
+    this.stoppedFlag = true;
     const server = this.server;
     if (server) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    await Promise.allSettled([this.timerLoop?.done, ...this.listeners.map((l) => l.loop)]);
+    await Promise.allSettled([this.timers.stop(), this.queues.stop()]);
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
     for (const cleanup of this.cleanups.reverse()) cleanup();
     this.cleanups = [];
@@ -959,13 +655,6 @@ export class LocalFunctionHost {
 }
 
 /** As the library reads a string trigger: JSON when it parses, the string otherwise. */
-function tryJsonParse(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
 
 function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

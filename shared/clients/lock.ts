@@ -5,7 +5,8 @@ import { STORAGE } from '../constants';
 import { PermanentError } from '../errors';
 
 export interface Lease {
-  release(): Promise<void>;
+  /** `discard`: also delete the lock blob (the secret does not exist, so no blob is left behind for it). */
+  release(options?: { discard?: boolean }): Promise<void>;
 }
 
 export interface Locks {
@@ -75,9 +76,11 @@ export class BlobLeaseLocks implements Locks {
     );
     renew.unref();
     return {
-      release: async () => {
+      release: async (options) => {
         clearInterval(renew);
-        await leaseClient.releaseLease().catch(() => undefined);
+        if (options?.discard)
+          await blob.delete({ conditions: { leaseId: leaseClient.leaseId } }).catch(() => undefined);
+        else await leaseClient.releaseLease().catch(() => undefined);
       },
     };
   }

@@ -265,7 +265,8 @@ export class RotationEngine {
     } catch (e) {
       return finish(failed(e instanceof StepFailure ? e : new StepFailure('read', e)));
     } finally {
-      await lease.release();
+      // A name that exists nowhere leaves no lock blob behind (100 made-up names, 0 blobs).
+      await lease.release({ discard: silent });
     }
   }
 
@@ -568,9 +569,10 @@ export class RotationEngine {
       throw new StepFailure(
         'revoke',
         new PermanentError(
-          `previous credential ${previous} is not one this service issued for ${ctx.vaultName}/${ctx.secretName} ` +
-            `and ${policy.rotator.describe(policy.target)}${holding ? ' (it is the current one)' : ''}: nothing was revoked; ` +
-            `remove the ${TAGS.previousCredentialId} tag, and revoke the credential by hand if it is yours`,
+          (holding
+            ? `previous credential ${previous} is the credential the vault holds now`
+            : `previous credential ${previous} is not one this service issued for ${ctx.vaultName}/${ctx.secretName} and ${policy.rotator.describe(policy.target)}`) +
+            `: nothing was revoked; remove the ${TAGS.previousCredentialId} tag, and revoke the credential by hand if it is yours and unused`,
         ),
       );
     await step('binding', () => this.checkBinding(s));

@@ -64,14 +64,12 @@ async function world(): Promise<World> {
     ).join(','),
     AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
   });
-  const attacker = new SecretClient(
-    attackerUrl,
-    new ClientSecretCredential(azure().state.tenantId, app.appId, attackerSecret, {
-      authorityHost: azure().authorityHost,
-      disableInstanceDiscovery: true,
-    }),
-    { disableChallengeResourceVerification: true },
-  );
+  const credential = new ClientSecretCredential(azure().state.tenantId, app.appId, attackerSecret, {
+    authorityHost: azure().authorityHost,
+    disableInstanceDiscovery: true,
+  });
+  const attacker = new SecretClient(attackerUrl, credential, { disableChallengeResourceVerification: true });
+  credentials.set(attacker, credential);
   const tags = async (name: string) => (await victim.reader.getSecret(name)).properties.tags ?? {};
   const keyIds = {
     app: (await tags(SECRETS.app))[TAGS.credentialId]!,
@@ -80,6 +78,9 @@ async function world(): Promise<World> {
   };
   return { victim, attackerVault, attacker, services: createEngine({ ...victim, settings }), keyIds };
 }
+
+const credentials = new WeakMap<SecretClient, ClientSecretCredential>();
+const attackerCredential = (w: World) => credentials.get(w.attacker)!;
 
 /** The victim's three credentials still authenticate at their providers. */
 async function victimStillWorks(w: World): Promise<void> {
@@ -95,6 +96,16 @@ function refused(o: Outcome): void {
 }
 
 describe('tags are claims: the attacker names the victim’s targets and credential ids', () => {
+  test('the attacker is only a Secrets Officer of its own vault (emulated RBAC per identity)', async () => {
+    const w = await world();
+    const victimVault = new SecretClient(w.victim.vaultUrl, attackerCredential(w), {
+      disableChallengeResourceVerification: true,
+    });
+    await expect(victimVault.setSecret('planted', 'x'.repeat(20))).rejects.toMatchObject({ statusCode: 403 });
+    await expect(victimVault.getSecret(SECRETS.app)).rejects.toMatchObject({ statusCode: 403 });
+    await expect(w.attacker.setSecret('own', 'y'.repeat(20))).resolves.toBeDefined();
+  });
+
   test('attack 1: revoke-previous of another team’s live credential is refused for every kind', async () => {
     const w = await world();
     const before = mutations();
@@ -126,6 +137,30 @@ describe('tags are claims: the attacker names the victim’s targets and credent
       if (outcome.status === 'failed') expect(outcome.reason).toMatch(/not one this service issued/);
       // The attacker's own vault owners hear about it; the provider heard nothing.
       expect(notifications.map((n) => n.kind)).toEqual(['rotation-failed']);
+    }
+    expect(mutations()).toEqual(before);
+    await victimStillWorks(w);
+  });
+
+  test('minting for another team’s Entra app or SP (not bound to the attacker’s vault) is refused at binding', async () => {
+    const w = await world();
+    const before = mutations();
+    const targets = {
+      app: { [TAGS.kind]: 'entra-app-secret', [TAGS.entraAppId]: w.victim.appId },
+      sp: {
+        [TAGS.kind]: 'databricks-sp-secret',
+        [TAGS.databricksAccountId]: w.victim.accountId,
+        [TAGS.databricksSpId]: w.victim.spId,
+      },
+    };
+    for (const key of ['app', 'sp'] as const) {
+      const name = `mint-${key}`;
+      await w.attacker.setSecret(name, `x-${randomBytes(16).toString('hex')}`, {
+        expiresOn: new Date(azure().clock.now() + DAY),
+        tags: targets[key],
+      });
+      const { outcome } = await w.services.engine.rotate({ vault: w.attackerVault, secret: name });
+      expect(outcome).toMatchObject({ status: 'failed', step: 'binding', transient: false });
     }
     expect(mutations()).toEqual(before);
     await victimStillWorks(w);

@@ -9,6 +9,7 @@ describe('storage account', () => {
     expect(stringVariable(storage, 'rotationQueueName')).toBe(STORAGE.rotationQueue);
     expect(stringVariable(storage, 'notificationQueueName')).toBe(STORAGE.notificationQueue);
     expect(stringVariable(storage, 'lockContainerName')).toBe(STORAGE.lockContainer);
+    expect(stringVariable(storage, 'issuanceContainerName')).toBe(STORAGE.issuanceContainer);
   });
 
   test('both queues, their -poison twins, and the lock, deployment and dead-letter containers are created', () => {
@@ -22,7 +23,12 @@ describe('storage account', () => {
       expect(queues).toContain(q);
     }
     const containers = variable(storage, 'containerNames');
-    for (const c of ['deploymentContainerName', 'lockContainerName', 'deadLetterContainerName']) {
+    for (const c of [
+      'deploymentContainerName',
+      'lockContainerName',
+      'issuanceContainerName',
+      'deadLetterContainerName',
+    ]) {
       expect(containers).toContain(c);
     }
     const types = resources(storage).map((r) => `${r.type}${r.head.includes('for ') ? '[]' : ''}`);

@@ -39,10 +39,10 @@ describe('assess (the scan, per secret)', () => {
   test('a previous credential past its grace period and an interrupted rotation are planned', () => {
     const tags = {
       ...APP,
-      'credential-id': 'k2',
-      'previous-credential-id': 'k1',
+      'credential-id': '22222222-2222-4222-8222-222222222222',
+      'previous-credential-id': '11111111-1111-4111-8111-111111111111',
       'revoke-previous-after': days(-1).toISOString(),
-      'rotation-started': `r9@${days(-1).toISOString()}`,
+      'rotation-started': `7e3d2c1b-0a99-4f88-8e77-6d5c4b3a2f10@${days(-1).toISOString()}`,
     };
     expect(run({ tags, expiresOn: days(80) }).work.map((w) => [w.op, w.reason])).toEqual([
       ['revoke-previous', 'grace-period-over'],
@@ -51,7 +51,7 @@ describe('assess (the scan, per secret)', () => {
     const inGrace = {
       ...tags,
       'revoke-previous-after': days(1).toISOString(),
-      'rotation-started': `r9@${now.toISOString()}`,
+      'rotation-started': `7e3d2c1b-0a99-4f88-8e77-6d5c4b3a2f10@${now.toISOString()}`,
     };
     expect(run({ tags: inGrace, expiresOn: days(80) }).work).toEqual([]);
   });
