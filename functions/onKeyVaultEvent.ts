@@ -56,7 +56,10 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
   // Final unless Event Grid redelivers it (transient); a delivery that never succeeds is dead-lettered.
   const final = outcome.status === 'failed' ? !outcome.transient : undefined;
   trackOutcome(telemetry.with({ eventId: parsed.id, trigger: 'event', final }), outcome, 'rotate');
-  if (outcome.status === 'failed' && outcome.transient) {
+  // Event Grid retries a transient failure; past FAILURE_NOTICE_AFTER_MINUTES the event completes with
+  // the owners' notice instead, and the scan carries on retrying (so it is not final either).
+  const tell = await runtime.failures.observe(outcome, false).catch(() => outcome.status !== 'failed');
+  if (outcome.status === 'failed' && outcome.transient && !tell) {
     await telemetry.flush();
     throw new TransientError(
       `rotation of ${vault}/${parsed.secretName} failed at ${outcome.step}; Event Grid will retry: ${outcome.reason}`,

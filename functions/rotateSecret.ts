@@ -81,9 +81,17 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
     outcome,
     item.op,
   );
-  // Transient failures are retried by the queue; owners hear about them only when retries run out.
-  if (!failedTransiently || lastAttempt)
+  // Transient failures are retried by the queue; owners hear of them when retries run out, or once the
+  // secret has been failing for FAILURE_NOTICE_AFTER_MINUTES. Done with the message: its claim goes.
+  // Those records are bookkeeping: when Storage fails them, the outcome still counts (logged).
+  const done = !failedTransiently || lastAttempt;
+  const bookkeeping = (what: string) => (e: unknown) => {
+    telemetry.log('warn', `${what} for ${item.vault}/${item.secret} failed: ${redactError(e)}`);
+    return done;
+  };
+  if (await runtime.failures.observe(outcome, lastAttempt).catch(bookkeeping('recording the outcome')))
     context.extraOutputs.set(notificationQueue, runtime.route(notifications, telemetry));
+  if (done) await runtime.inflight.release(item).catch(bookkeeping('releasing the in-flight claim'));
   if (failedTransiently && lastAttempt) {
     // Retries are used up. The host discards the outputs of a failed invocation, so this one completes
     // and parks the message in the poison queue itself; throwing would lose the owners' notice.

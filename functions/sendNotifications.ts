@@ -29,7 +29,10 @@ export async function sendNotifications(message: unknown, context: InvocationCon
     attempt,
   };
   try {
-    await deliver(message, runtime.channels);
+    const delivered = await deliver(message, runtime.channels);
+    await runtime.announcements
+      .delivered(delivered.notification)
+      .catch((e) => telemetry.log('warn', `recording the announcement failed: ${redactError(e)}`, dims));
     telemetry.event(EVENTS.NotificationSent, { ...dims, outcome: 'sent' });
   } catch (e) {
     const transient = isTransient(e);

@@ -118,6 +118,12 @@ export const settingsSchema = z.object({
   ROTATION_DEFAULT_VALIDITY_DAYS: integer(90, 1, 730),
   ROTATION_DEFAULT_WINDOW_DAYS: integer(30, 1, 365),
   ROTATION_DEFAULT_GRACE_HOURS: integer(24, 0, 24 * 30),
+  /** Owners hear of a rotation that keeps failing transiently once it has failed for this long. */
+  FAILURE_NOTICE_AFTER_MINUTES: integer(60, 1, 24 * 60),
+  /** A rotation stored but never announced (the host died in between) is announced by the scan after this. */
+  ANNOUNCE_MISSED_AFTER_MINUTES: integer(15, 1, 24 * 60),
+  /** A queued operation's claim (no second message for it) is taken over after this: its holder died. */
+  IN_FLIGHT_CLAIM_MINUTES: integer(60, 1, 24 * 60),
 
   /** Channels every notification goes to, besides the secret's `notify` tag. */
   NOTIFY_DEFAULT_CHANNELS: list.pipe(

@@ -54,14 +54,51 @@ export class ProviderError extends RotatorError {
   }
 }
 
-/** Whether an error is worth retrying: the Event Grid handler throws these, and reports the rest. */
+/** Error codes of a request that never got an answer: the connection failed, dropped or timed out. */
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  // @azure/core-rest-pipeline's RestError for a request it could not send.
+  'REQUEST_SEND_ERROR',
+]);
+
+/**
+ * Whether the request never got an answer (anywhere in the cause chain): a network error code, an
+ * undici error (`UND_ERR_*`: connect, headers or body timeout, socket closed), or an abort by a timeout.
+ */
+export function isNetworkError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, name } = e as { code?: unknown; name?: unknown };
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_'))) return true;
+    if (name === 'AbortError' || name === 'TimeoutError') return true;
+  }
+  return false;
+}
+
+/**
+ * Whether an error is worth retrying: the Event Grid handler throws these, and reports the rest.
+ * Deliberately: an answer is retried on throttling and server errors; no answer (a network error, a
+ * timeout) is retried; anything else (a 4xx, a bug such as a TypeError, an unknown error) is not —
+ * retrying the same call would fail the same way, so it is reported at once.
+ */
 export function isTransient(error: unknown): boolean {
   if (error instanceof TransientError) return true;
   if (error instanceof ProviderError) return error.transient;
   if (error instanceof RotatorError) return false;
-  // Azure SDK RestError and network errors: retry on throttling, server errors, or no answer at all.
-  const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status !== 'number' || status === 408 || status === 429 || status >= 500;
+  // Azure SDK RestError (statusCode) and Graph-style errors (status).
+  const { statusCode, status } = (error ?? {}) as { statusCode?: unknown; status?: unknown };
+  const answered = typeof statusCode === 'number' ? statusCode : status;
+  if (typeof answered === 'number' && answered > 0)
+    return answered === 408 || answered === 429 || answered >= 500;
+  return isNetworkError(error);
 }
 
 /** A provider's or Key Vault's own answer to a failed call: HTTP status, service error code, message. */

@@ -1,5 +1,9 @@
 import { getSettings } from './config';
 import { BlobNotices } from './clients/notices';
+import { BlobRecords } from './clients/records';
+import { Announcements } from './announcements';
+import { Failures } from './failures';
+import { InFlight } from './inflight';
 import { createBlobServiceClient } from './clients/lock';
 import { createQueueServiceClient, QueueWriter } from './clients/queues';
 import { STORAGE } from './constants';
@@ -18,6 +22,10 @@ export interface Runtime extends Services {
   telemetry: Telemetry;
   scanner: Scanner;
   channels: Channels;
+  /** Durable records of queued work, failing secrets and announced rotations (blobs in the lock container). */
+  inflight: InFlight;
+  failures: Failures;
+  announcements: Announcements;
   /** One queue message per (notification, channel); skipped routes are logged. */
   route(notifications: Notification[], telemetry: Telemetry): NotificationMessage[];
   /** A vault scan's output, written to the rotation and notification queues as it pages. */
@@ -49,14 +57,29 @@ export function getRuntime(): Runtime {
         });
       return messages;
     });
+  const inflight = new InFlight(
+    new BlobRecords(container, 'inflight'),
+    settings.IN_FLIGHT_CLAIM_MINUTES * 60_000,
+  );
+  const failures = new Failures(
+    new BlobRecords(container, 'failing'),
+    settings.FAILURE_NOTICE_AFTER_MINUTES * 60_000,
+  );
+  const announcements = new Announcements(new BlobRecords(container, 'announced'), settings, ROTATORS);
   cached = {
     ...services,
     telemetry,
+    inflight,
+    failures,
+    announcements,
     scanner: new Scanner({
       settings,
       vaults: services.vaults,
       rotators: ROTATORS,
       notices: new BlobNotices(container),
+      inflight,
+      announcements,
+      failures,
     }),
     channels: createChannels(settings, { graph: services.deps.graph, credential: services.credential }),
     route,

@@ -10,6 +10,11 @@ export const FAULT_SERVICES = [
   'databricks',
   'accounts',
   'eventgrid',
+  /** Key Vault's Event Grid pushing an event to a subscriber (the function app's webhook). */
+  'eventgrid-delivery',
+  /** Azurite behind the Storage fault proxy (local/azure/storage-proxy.ts). */
+  'blob',
+  'queue',
 ] as const;
 
 /** A fault rule: which requests it matches and what happens to them instead of (or before) the handler. */
@@ -30,11 +35,27 @@ export const faultSchema = z
     latencyMs: z.number().int().nonnegative().max(120_000).optional(),
     /** Destroy the connection without a response. */
     drop: z.boolean().optional(),
+    /**
+     * Done, but the answer was lost: the handler runs (the change is made), then the connection is
+     * destroyed before the response is sent.
+     */
+    lostAnswer: z.boolean().optional(),
+    /** The handler runs, then the answer waits this long (a caller may time out, or die, meanwhile). */
+    answerDelayMs: z.number().int().nonnegative().max(120_000).optional(),
     /** Apply to the next N matching requests, then disappear; absent means until cleared. */
     times: z.number().int().positive().optional(),
   })
-  .refine((f) => f.status !== undefined || f.latencyMs !== undefined || f.drop, {
-    message: 'a fault needs at least one of status, latencyMs or drop',
+  .refine(
+    (f) =>
+      f.status !== undefined ||
+      f.latencyMs !== undefined ||
+      f.drop ||
+      f.lostAnswer ||
+      f.answerDelayMs !== undefined,
+    { message: 'a fault needs at least one of status, latencyMs, drop, lostAnswer or answerDelayMs' },
+  )
+  .refine((f) => !(f.status !== undefined && (f.lostAnswer || f.answerDelayMs !== undefined)), {
+    message: 'status answers instead of the handler; lostAnswer and answerDelayMs act after it runs',
   })
   .refine((f) => f.pathPattern === undefined || isValidRegex(f.pathPattern), {
     message: 'pathPattern is not a valid regular expression',

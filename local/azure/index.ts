@@ -49,7 +49,13 @@ export class LocalAzure implements Emulator {
       () => this.state,
       () => this.url,
     );
-    this.events = new KeyVaultEventGrid(() => this.state, this.clock);
+    this.events = new KeyVaultEventGrid(
+      () => this.state,
+      this.clock,
+      undefined,
+      undefined,
+      this.servers.faults,
+    );
     this.keyVaultThrottle = new KeyVaultThrottle({ ...DOCUMENTED_LIMITS, ...options.keyVaultLimits });
     this.clock.onAdvance(() => this.events.checkExpiry());
   }

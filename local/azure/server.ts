@@ -3,7 +3,7 @@ import { createServer, Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureCertificates, type Certificates } from './certs';
-import { Faults, RequestCounts, type RequestKey } from './faults';
+import { Faults, RequestCounts, type FaultRule, type RequestKey } from './faults';
 import type { KeyVaultThrottle } from './services/keyvault-throttle';
 import { EmulatorRequest, EmulatorResponse, HttpError, Router } from './http';
 import type { State } from './state';
@@ -179,8 +179,11 @@ export class LocalServers {
           error: { code: 'MethodNotAllowed', message: `${method} is not allowed on ${url.pathname}` },
         });
       }
-      this.send(res, await match.handler(request));
+      const response = await match.handler(request);
+      if (await this.answerLost(fault, req)) return;
+      this.send(res, response);
     } catch (e) {
+      if (await this.answerLost(fault, req)) return;
       if (e instanceof HttpError) {
         this.send(res, { status: e.status, headers: e.headers, body: e.body });
       } else {
@@ -189,6 +192,14 @@ export class LocalServers {
         this.send(res, { status: 500, body: { error: { code: 'InternalServerError', message } } });
       }
     }
+  }
+
+  /** Faults that act once the handler has run: the answer is delayed, or lost (connection destroyed). */
+  private async answerLost(fault: FaultRule | undefined, req: IncomingMessage): Promise<boolean> {
+    if (fault?.answerDelayMs) await sleep(fault.answerDelayMs);
+    if (!fault?.lostAnswer) return false;
+    req.socket.destroy();
+    return true;
   }
 
   private send(res: ServerResponse, response: EmulatorResponse): void {

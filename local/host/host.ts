@@ -86,6 +86,8 @@ export interface LocalFunctionHostOptions {
   listen?: boolean;
   /** Overrides of host.json `extensions.queues` (tests shorten the retry delay). */
   queues?: Partial<QueueSettings>;
+  /** Overrides host.json functionTimeout (also how long a received message stays invisible). */
+  functionTimeoutMs?: number;
   onLog?(entry: HostLogEntry): void;
   onEvent?(event: TelemetryEvent): void;
   onInvocation?(record: InvocationRecord): void;
@@ -291,7 +293,11 @@ export class LocalFunctionHost {
   static async start(options: LocalFunctionHostOptions = {}): Promise<LocalFunctionHost> {
     const root = options.root ?? ROOT;
     const fromFile = readHostJson(root);
-    const settings = { ...fromFile, queues: { ...fromFile.queues, ...options.queues } };
+    const settings = {
+      ...fromFile,
+      queues: { ...fromFile.queues, ...options.queues },
+      functionTimeoutMs: options.functionTimeoutMs ?? fromFile.functionTimeoutMs,
+    };
     // The real process, even under a test runner whose `process` is a sandboxed copy: the bundle is
     // loaded with Node's own require and reads this one.
     const proc = nativeRequire(__filename)('node:process') as NodeJS.Process;

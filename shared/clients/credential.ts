@@ -1,5 +1,6 @@
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import type { Settings } from '../config';
+import { timeoutPolicies, TIMEOUTS } from './timeouts';
 
 const PUBLIC_AUTHORITIES = [
   'login.microsoftonline.com',
@@ -23,5 +24,8 @@ export function createServiceCredential(settings: Settings): TokenCredential {
     tenantId: settings.AZURE_TENANT_ID,
     authorityHost: settings.AZURE_AUTHORITY_HOST,
     disableInstanceDiscovery: !isPublicAuthority(settings.AZURE_AUTHORITY_HOST),
+    // Token requests are bounded like every other call (tokens are cached, so this is rare).
+    retryOptions: { maxRetries: 3, maxRetryDelayInMs: 2_000 },
+    additionalPolicies: timeoutPolicies(TIMEOUTS.identity),
   });
 }

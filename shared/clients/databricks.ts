@@ -1,13 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
-import { PermanentError, ProviderError } from '../errors';
+import { Agent, request, type Dispatcher } from 'undici';
+import { isNetworkError, PermanentError, ProviderError } from '../errors';
 import { redact } from '../redact';
+import { deadline, TIMEOUTS } from './timeouts';
 
 export interface DatabricksClientOptions {
   /** Decides whether an origin may receive a credential; checked before every request. */
   isAllowedOrigin: (origin: string) => boolean;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** The whole call, retries and Retry-After waits included; past it the error is returned as is. */
+  callTimeoutMs?: number;
   /** Retries after 429/503 (and, for idempotent calls, after a network error). */
   maxRetries?: number;
   /** Back-off when the server gives no Retry-After; doubles per attempt. */
@@ -42,11 +45,12 @@ const SCIM_STATUS_CODES: Record<number, string> = {
 };
 
 const DEFAULTS = {
-  connectTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
+  connectTimeoutMs: TIMEOUTS.databricks.connectMs,
+  requestTimeoutMs: TIMEOUTS.databricks.requestMs,
+  callTimeoutMs: TIMEOUTS.databricks.callMs,
   maxRetries: 4,
   baseDelayMs: 500,
-  maxRetryAfterMs: 60_000,
+  maxRetryAfterMs: 10_000,
 };
 
 /** Parses Retry-After (delta seconds or HTTP date) into milliseconds. */
@@ -101,14 +105,16 @@ export class DatabricksClient {
       body = new URLSearchParams(req.form).toString();
     }
 
+    const end = Date.now() + this.options.callTimeoutMs;
+    const signal = deadline(this.options.callTimeoutMs);
     for (let attempt = 0; ; attempt++) {
       const canRetry = attempt < this.options.maxRetries;
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, { method: req.method, headers, body, dispatcher: this.dispatcher });
+        res = await request(url, { method: req.method, headers, body, dispatcher: this.dispatcher, signal });
       } catch (e) {
         const idempotent = req.idempotent ?? req.method !== 'POST';
-        if (canRetry && idempotent && isNetworkError(e)) {
+        if (canRetry && idempotent && isNetworkError(e) && Date.now() + this.backoff(attempt) < end) {
           await sleep(this.backoff(attempt));
           continue;
         }
@@ -125,7 +131,7 @@ export class DatabricksClient {
       const error = parseError(res.statusCode, text, req.method, url.pathname);
       if ((res.statusCode === 429 || res.statusCode === 503) && canRetry) {
         const wait = retryAfterMs(res.headers['retry-after']) ?? this.backoff(attempt);
-        if (wait <= this.options.maxRetryAfterMs) {
+        if (wait <= this.options.maxRetryAfterMs && Date.now() + wait < end) {
           await sleep(wait);
           continue;
         }
@@ -253,14 +259,6 @@ function parseError(status: number, text: string, method: string, path: string):
     status,
     code,
     redact(`${method} ${path} → ${status} ${code ?? ''}: ${message}`.replace(/\s+:/, ':')),
-  );
-}
-
-function isNetworkError(e: unknown): boolean {
-  return (
-    e instanceof undiciErrors.UndiciError ||
-    (e as { code?: string })?.code === 'ECONNRESET' ||
-    (e as { code?: string })?.code === 'ECONNREFUSED'
   );
 }
 

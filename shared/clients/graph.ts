@@ -1,9 +1,11 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { Client, GraphError } from '@microsoft/microsoft-graph-client';
+import { Client, GraphError, type GraphRequest } from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
+import { Agent } from 'undici';
 import { RESOURCE_SCOPES } from '../constants';
 import { ProviderError } from '../errors';
 import { redact } from '../redact';
+import { deadline, TIMEOUTS } from './timeouts';
 
 export interface GraphApplication {
   id: string;
@@ -43,21 +45,38 @@ export interface GraphApi {
 /**
  * Graph through @microsoft/microsoft-graph-client with a token-credential auth provider. The client only
  * attaches tokens for Graph hosts and `customHosts`, so a non-default base URL's host is listed there.
+ * Its fetch goes through an undici agent with connect and per-attempt timeouts, and every call has a
+ * deadline that also bounds the client's own retries (TIMEOUTS.graph).
  */
-export function createGraphApi(credential: TokenCredential, baseUrl: string): GraphApi {
+export function createGraphApi(
+  credential: TokenCredential,
+  baseUrl: string,
+  limits: { connectMs: number; requestMs: number; callMs: number } = TIMEOUTS.graph,
+): GraphApi {
+  const dispatcher = new Agent({
+    connect: { timeout: limits.connectMs },
+    headersTimeout: limits.requestMs,
+    bodyTimeout: limits.requestMs,
+  });
   const client = Client.initWithMiddleware({
     authProvider: new TokenCredentialAuthenticationProvider(credential, { scopes: [RESOURCE_SCOPES.graph] }),
     baseUrl: baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`,
     customHosts: new Set([new URL(baseUrl).hostname]),
+    // Node's fetch takes an undici dispatcher; the client passes fetchOptions to every fetch.
+    fetchOptions: { dispatcher } as unknown as RequestInit,
   });
+  // The option is a fetch option; the client types option values as strings and numbers only.
+  const api = (path: string): GraphRequest =>
+    client.api(path).option('signal', deadline(limits.callMs) as unknown as string);
   const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (e) {
       if (e instanceof GraphError) {
+        // No answer at all (a dropped connection, a timeout) comes as status -1 (or 0): not a 4xx.
         throw new ProviderError(
           'graph',
-          e.statusCode || undefined,
+          e.statusCode > 0 ? e.statusCode : undefined,
           e.code ?? undefined,
           redact(`${what}: ${e.message}`),
           { cause: e },
@@ -73,21 +92,21 @@ export function createGraphApi(credential: TokenCredential, baseUrl: string): Gr
     getApplicationByAppId: (appId) =>
       call(
         `get application ${appId}`,
-        () => client.api(byAppId(appId)).select(select).get() as Promise<GraphApplication>,
+        () => api(byAppId(appId)).select(select).get() as Promise<GraphApplication>,
       ),
     addPassword: (appId, displayName, endDateTime) =>
       call(`addPassword on app ${appId}`, () =>
-        client
-          .api(`${byAppId(appId)}/addPassword`)
-          .post({ passwordCredential: { displayName, endDateTime: endDateTime.toISOString() } }),
+        api(`${byAppId(appId)}/addPassword`).post({
+          passwordCredential: { displayName, endDateTime: endDateTime.toISOString() },
+        }),
       ),
     removePassword: (appId, keyId) =>
       call(`removePassword ${keyId} on app ${appId}`, () =>
-        client.api(`${byAppId(appId)}/removePassword`).post({ keyId }),
+        api(`${byAppId(appId)}/removePassword`).post({ keyId }),
       ),
     sendMail: (sender, message) =>
       call(`sendMail as ${sender}`, () =>
-        client.api(`/users/${encodeURIComponent(sender)}/sendMail`).post({
+        api(`/users/${encodeURIComponent(sender)}/sendMail`).post({
           message: {
             subject: message.subject,
             body: { contentType: 'HTML', content: message.html },

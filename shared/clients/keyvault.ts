@@ -2,6 +2,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import { SecretClient } from '@azure/keyvault-secrets';
 import type { VaultSetting } from '../config';
 import { PermanentError } from '../errors';
+import { emptyErrorBodyPolicy, timeoutPolicies, TIMEOUTS } from './timeouts';
 
 export interface Vault {
   name: string;
@@ -56,7 +57,27 @@ export class Vaults {
     // The challenge's resource check fails for a localhost vault; real vaults keep it on.
     entry.client ??= new SecretClient(entry.setting.url, this.credential, {
       disableChallengeResourceVerification: LOCAL_HOSTS.has(new URL(entry.setting.url).hostname),
+      ...keyVaultClientOptions(),
     });
     return { name: entry.setting.name, url: entry.setting.url, client: entry.client };
   }
+}
+
+/**
+ * Bounded waits for every Key Vault call (see TIMEOUTS), few short SDK retries, and error answers
+ * without a body kept as their status. Used by every SecretClient the service creates.
+ */
+export function keyVaultClientOptions(
+  limits: {
+    requestMs: number;
+    callMs: number;
+    maxRetries: number;
+    maxRetryDelayMs: number;
+  } = TIMEOUTS.keyVault,
+) {
+  const { requestMs, callMs, maxRetries, maxRetryDelayMs } = limits;
+  return {
+    retryOptions: { maxRetries, maxRetryDelayInMs: maxRetryDelayMs },
+    additionalPolicies: [...timeoutPolicies({ requestMs, callMs }), emptyErrorBodyPolicy('Key Vault')],
+  };
 }

@@ -1,4 +1,5 @@
 import { ContainerClient, RestError } from '@azure/storage-blob';
+import { deadline, TIMEOUTS } from './timeouts';
 
 /** Remembers which one-off notices were sent, so each is sent once (e.g. "expires in 7 days"). */
 export interface Notices {
@@ -16,15 +17,18 @@ export class BlobNotices implements Notices {
   constructor(private readonly container: ContainerClient) {}
 
   async firstTime(key: string): Promise<boolean> {
-    this.ready ??= this.container.createIfNotExists().catch((e) => {
-      this.ready = undefined;
-      throw e;
-    });
+    this.ready ??= this.container
+      .createIfNotExists({ abortSignal: deadline(TIMEOUTS.storage.requestMs) })
+      .catch((e) => {
+        this.ready = undefined;
+        throw e;
+      });
     await this.ready;
     try {
-      await this.container
-        .getBlockBlobClient(`notices/${key}`)
-        .upload('', 0, { conditions: { ifNoneMatch: '*' } });
+      await this.container.getBlockBlobClient(`notices/${key}`).upload('', 0, {
+        conditions: { ifNoneMatch: '*' },
+        abortSignal: deadline(TIMEOUTS.storage.requestMs),
+      });
       return true;
     } catch (e) {
       if (e instanceof RestError && (e.statusCode === 409 || e.statusCode === 412)) return false;

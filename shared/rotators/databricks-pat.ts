@@ -219,7 +219,8 @@ export const databricksPat: Rotator<Target> = {
     try {
       infos = await listTokens(t, deps, await auth(t, ctx, deps));
     } catch (e) {
-      throw t.ownerAppId ? refusal(t, e) : e;
+      // A dead current PAT cannot list: reconcile after a refused rotation says to store a new one.
+      throw refusal(t, e);
     }
     return infos.map((i) => ({
       id: i.token_id,

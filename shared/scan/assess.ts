@@ -18,6 +18,8 @@ export interface Notice {
   kind: NotificationKind;
   key: string;
   details: Record<string, string | number | boolean | null>;
+  /** Only once a rotation has been tried and failed (not in the tick that enqueues the rotation). */
+  afterFailure?: boolean;
 }
 
 export interface Assessment {
@@ -142,8 +144,11 @@ export function assess(
     bucket !== 'none' &&
     bucket !== 'expired' &&
     Number.parseInt(bucket, 10) < p.windowDays;
-  if (bucket === 'expired' || withinWindow)
-    assessment.notice = expiryNotice('rotation has not succeeded yet');
+  if (bucket === 'expired' || withinWindow) {
+    // Only once a rotation has failed: not in the tick that enqueues it.
+    const notice = expiryNotice('rotation has not succeeded yet');
+    assessment.notice = notice && { ...notice, afterFailure: true };
+  }
   if (bucket === 'expired') assessment.state = 'expired';
   else if (assessment.work.some((w) => w.op === 'rotate')) assessment.state = 'due';
   else if (p.state.previousCredentialId && p.state.revokePreviousAfter && p.state.revokePreviousAfter > now)

@@ -2,6 +2,9 @@ import type { SecretProperties } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import type { Vaults } from '../clients/keyvault';
 import type { Notices } from '../clients/notices';
+import type { Announcements } from '../announcements';
+import type { Failures } from '../failures';
+import type { InFlight } from '../inflight';
 import { notification, type Notification } from '../notifications/notification';
 import { isTransient, TransientError } from '../errors';
 import { redactError } from '../redact';
@@ -44,6 +47,12 @@ export interface ScannerOptions {
   rotators: ReadonlyMap<string, Rotator>;
   notices: Notices;
   now?: () => Date;
+  /** Work already queued for a secret is not enqueued again. */
+  inflight?: InFlight;
+  /** Rotations stored but never announced are announced. */
+  announcements?: Announcements;
+  /** "Rotation has not succeeded yet" waits for a rotation to have failed. */
+  failures?: Failures;
 }
 
 export interface ScanVaultOptions {
@@ -109,7 +118,10 @@ export class Scanner {
         for (const props of page) {
           const a = assess(vault.name, props, this.options.settings, this.options.rotators, now);
           this.count(summary, a);
-          work.push(...a.work);
+          // Work already in flight (queued or running) is not enqueued again.
+          work.push(...(this.options.inflight ? await this.options.inflight.admit(a.work) : a.work));
+          const late = await this.options.announcements?.missed(vault.name, props, now);
+          if (late) notices.push(late);
           if (a.findings) {
             telemetry.event(EVENTS.SecretPolicyInvalid, {
               vault: vault.name,
@@ -118,7 +130,12 @@ export class Scanner {
               reason: a.findings.map((f) => `${f.tag}: ${f.reason}`).join('; '),
             });
           }
-          if (a.notice && (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))) {
+          if (
+            a.notice &&
+            (!a.notice.afterFailure ||
+              (await this.options.failures?.hasFailed(vault.name, a.name)) !== false) &&
+            (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))
+          ) {
             notices.push(
               notification(
                 a.notice.kind,

@@ -301,7 +301,10 @@ describe('faults', () => {
   });
 
   test.each([
-    [{ service: 'entra', route: OIDC_ROUTE }, 'a fault needs at least one of status, latencyMs or drop'],
+    [
+      { service: 'entra', route: OIDC_ROUTE },
+      'a fault needs at least one of status, latencyMs, drop, lostAnswer or answerDelayMs',
+    ],
     [{ pathPattern: '(unclosed', status: 500 }, 'pathPattern is not a valid regular expression'],
     [{ service: 'main', status: 500 }, 'service'],
     [{ statusCode: 500 }, '"statusCode"'],

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Clock } from '../server';
+import type { Faults } from '../faults';
 import type { State, Vault } from '../state';
 
 /** Key Vault emits SecretNearExpiry about 30 days before `exp` of the current version. */
@@ -87,6 +88,8 @@ export class KeyVaultEventGrid {
     private readonly clock: Clock,
     private readonly armSubscription = '00000000-0000-0000-0000-000000000000',
     private readonly resourceGroup = 'local-rg',
+    /** Delivery faults (service `eventgrid-delivery`, route `delivery`): as if the network failed. */
+    private readonly faults?: Faults,
   ) {}
 
   subscribe(input: SubscriptionInput): string {
@@ -202,15 +205,28 @@ export class KeyVaultEventGrid {
     let reason: DeadLetter['deadLetterReason'] = 'MaxDeliveryAttemptsExceeded';
     let attempt = 1;
     for (; ; attempt++) {
+      const fault = this.faults?.take({
+        service: 'eventgrid-delivery',
+        method: 'POST',
+        route: 'delivery',
+        path: new URL(sub.url).pathname,
+      });
       try {
-        const res = await fetch(sub.url, {
-          method: 'POST',
-          headers: { ...headers, 'aeg-delivery-count': String(attempt - 1) },
-          body,
-          signal: AbortSignal.any([cancel, AbortSignal.timeout(DELIVERY.timeoutMs)]),
-        });
-        await res.arrayBuffer();
-        lastStatus = res.status;
+        if (fault?.latencyMs) await sleep(fault.latencyMs, undefined, { signal: cancel });
+        if (fault?.drop) throw new Error('delivery fault: connection dropped');
+        if (fault?.status !== undefined) {
+          lastStatus = fault.status;
+        } else {
+          const res = await fetch(sub.url, {
+            method: 'POST',
+            headers: { ...headers, 'aeg-delivery-count': String(attempt - 1) },
+            body,
+            signal: AbortSignal.any([cancel, AbortSignal.timeout(DELIVERY.timeoutMs)]),
+          });
+          await res.arrayBuffer();
+          // Delivered, but the acknowledgement was lost: Event Grid delivers the event again.
+          lastStatus = fault?.lostAnswer ? 'error' : res.status;
+        }
       } catch {
         lastStatus = 'error';
       }

@@ -1,0 +1,87 @@
+import {
+  RestError,
+  type PipelinePolicy,
+  type PipelineRequest,
+  type PipelineResponse,
+} from '@azure/core-rest-pipeline';
+
+/**
+ * How long each client waits, per call. Every figure stays below the rotation queue's 30 s retry
+ * delay (host.json `visibilityTimeout`): one hung call costs a worker slot for less time than a retry
+ * waits, and a throttled call gives up (transient, retried by the queue) instead of sleeping on.
+ *
+ * - `connectMs`: establishing the connection (TCP + TLS).
+ * - `requestMs`: one attempt, from sending to the whole response.
+ * - `callMs`: the whole call including the SDK's own retries and Retry-After waits.
+ */
+export const TIMEOUTS = {
+  keyVault: { requestMs: 10_000, callMs: 20_000, maxRetries: 3, maxRetryDelayMs: 4_000 },
+  graph: { connectMs: 5_000, requestMs: 15_000, callMs: 25_000 },
+  databricks: { connectMs: 5_000, requestMs: 15_000, callMs: 25_000 },
+  /** The service's own token requests (managed identity, Entra). */
+  identity: { requestMs: 10_000, callMs: 20_000 },
+  /** Blob calls of the notice record and the announcement record. */
+  storage: { requestMs: 10_000 },
+} as const;
+
+/** An abort signal that fires after `ms`, or with `outer` if that fires first. */
+export function deadline(ms: number, outer?: AbortSignal): AbortSignal {
+  return outer ? AbortSignal.any([outer, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
+}
+
+/**
+ * Azure SDK pipeline policies: a deadline for the whole call (per call, outside the retry policy, so
+ * it also bounds Retry-After waits) and a timeout for each attempt (per retry).
+ */
+export function timeoutPolicies(limits: { requestMs: number; callMs: number }): {
+  policy: PipelinePolicy;
+  position: 'perCall' | 'perRetry';
+}[] {
+  return [
+    {
+      position: 'perCall',
+      policy: {
+        name: 'callDeadline',
+        sendRequest: (request, next) => {
+          request.abortSignal = deadline(limits.callMs, request.abortSignal as AbortSignal | undefined);
+          return next(request);
+        },
+      },
+    },
+    {
+      position: 'perRetry',
+      policy: {
+        name: 'attemptTimeout',
+        sendRequest: (request, next) => {
+          if (!request.timeout || request.timeout > limits.requestMs) request.timeout = limits.requestMs;
+          return next(request);
+        },
+      },
+    },
+  ];
+}
+
+/**
+ * An error answer without a body (a gateway's 503, a dropped body) keeps its status and says so. The
+ * Key Vault SDK reads `body.error` of every error answer, and turns an empty one into
+ * `TypeError: Cannot read properties of undefined (reading 'error')`, losing the status. Per retry, so
+ * the SDK's retry policy still sees the status and retries 429/5xx as usual.
+ */
+export function emptyErrorBodyPolicy(service: string): { policy: PipelinePolicy; position: 'perRetry' } {
+  return {
+    position: 'perRetry',
+    policy: {
+      name: 'emptyErrorBody',
+      sendRequest: async (request: PipelineRequest, next): Promise<PipelineResponse> => {
+        const response = await next(request);
+        // A 401 is the challenge the SDK's authentication policy answers; it is left to it.
+        if (response.status < 400 || response.status === 401 || (response.bodyAsText ?? '').trim() !== '')
+          return response;
+        throw new RestError(
+          `${service} answered ${request.method} ${new URL(request.url).pathname} with ${response.status} and no body`,
+          { statusCode: response.status, code: `HTTP${response.status}`, request, response },
+        );
+      },
+    },
+  };
+}
