@@ -42,6 +42,21 @@ export interface HostLogEntry {
   invocationId?: string;
 }
 
+/** What every trigger (timer, queues) needs of the host: its functions, an invocation, the log. */
+export interface TriggerHost {
+  isStopped(): boolean;
+  functionsOf(triggerType: string): Registration[];
+  invoke(
+    registration: Registration,
+    kind: InvocationRecord['trigger'],
+    reason: string,
+    triggerValue: unknown,
+    triggerMetadata: Record<string, unknown>,
+    retryContext?: Functions.RetryContext,
+  ): Promise<InvocationRecord>;
+  log(level: LogLevel, message: string): void;
+}
+
 export interface InvocationRecord {
   functionName: string;
   invocationId: string;

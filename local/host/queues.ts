@@ -5,9 +5,8 @@
  */
 import { DefaultAzureCredential } from '@azure/identity';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
-import type * as Functions from '@azure/functions';
 import type { BindingInfo, Registration } from './core';
-import type { HostSettings, InvocationRecord, LogLevel } from './host';
+import type { HostSettings, TriggerHost } from './host';
 import { Waker } from './waker';
 
 export interface QueueListener {
@@ -20,24 +19,13 @@ export interface QueueListener {
 }
 
 /** What the queue trigger needs of the host. */
-export interface QueueHost {
-  isStopped(): boolean;
+export interface QueueHost extends TriggerHost {
   readonly settings: HostSettings;
   readonly env: NodeJS.ProcessEnv;
   readonly minPollingIntervalMs?: number;
-  functionsOf(triggerType: string): Registration[];
   triggerOf(r: Registration): [string, BindingInfo];
-  invoke(
-    registration: Registration,
-    kind: InvocationRecord['trigger'],
-    reason: string,
-    triggerValue: unknown,
-    triggerMetadata: Record<string, unknown>,
-    retryContext?: Functions.RetryContext,
-  ): Promise<InvocationRecord>;
   /** Counts a message's processing as a running invocation (drain and stop wait for it). */
   track(work: Promise<unknown>): void;
-  log(level: LogLevel, message: string): void;
 }
 
 export class QueueTriggers {

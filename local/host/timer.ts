@@ -1,24 +1,13 @@
 /** The timer trigger of the local Functions host: ticks on demand or on the NCRONTAB schedule, with retries. */
 import type * as Functions from '@azure/functions';
 import type { Registration } from './core';
-import type { InvocationRecord, LogLevel } from './host';
+import type { InvocationRecord, TriggerHost } from './host';
 import { nextOccurrence, type Schedule } from './ncrontab';
 import { retryDelayMs, Waker } from './waker';
 
 /** What the timer trigger needs of the host. */
-export interface TimerHost {
-  isStopped(): boolean;
+export interface TimerHost extends TriggerHost {
   readonly schedules: ReadonlyMap<string, Schedule>;
-  functionsOf(triggerType: string): Registration[];
-  invoke(
-    registration: Registration,
-    kind: InvocationRecord['trigger'],
-    reason: string,
-    triggerValue: unknown,
-    triggerMetadata: Record<string, unknown>,
-    retryContext?: Functions.RetryContext,
-  ): Promise<InvocationRecord>;
-  log(level: LogLevel, message: string): void;
 }
 
 export class TimerTrigger {
