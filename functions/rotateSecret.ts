@@ -70,6 +70,10 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
   }
   const { outcome, notifications } = result;
   const failedTransiently = outcome.status === 'failed' && outcome.transient;
+  // Another worker holds the secret's lock: it may be rotating it now, or it died mid-rotation and its
+  // lease is lapsing. Either way this message is not done: the queue delivers it again after its
+  // delay, when the work is finished (then nothing is due) or the lock is free.
+  const lockedOut = outcome.status === 'skipped' && outcome.locked === true && !lastAttempt;
   trackOutcome(
     telemetry.with({
       trigger: 'queue',
@@ -84,7 +88,7 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
   // Transient failures are retried by the queue; owners hear of them when retries run out, or once the
   // secret has been failing for FAILURE_NOTICE_AFTER_MINUTES. Done with the message: its claim goes.
   // Those records are bookkeeping: when Storage fails them, the outcome still counts (logged).
-  const done = !failedTransiently || lastAttempt;
+  const done = !(failedTransiently || lockedOut) || lastAttempt;
   const bookkeeping = (what: string) => (e: unknown) => {
     telemetry.log('warn', `${what} for ${item.vault}/${item.secret} failed: ${redactError(e)}`);
     return done;
@@ -106,6 +110,11 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
     await telemetry.flush();
     throw new TransientError(
       `${item.op} of ${item.vault}/${item.secret} failed at ${outcome.step} (attempt ${attempt} of ${MAX_DEQUEUE_COUNT}): ${outcome.reason}`,
+    );
+  } else if (lockedOut) {
+    await telemetry.flush();
+    throw new TransientError(
+      `${item.op} of ${item.vault}/${item.secret} waits for the lock (attempt ${attempt} of ${MAX_DEQUEUE_COUNT}): ${outcome.reason}`,
     );
   }
   await telemetry.flush();

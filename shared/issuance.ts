@@ -7,8 +7,7 @@
  * - `targetKey(kind, target)`: the stable key of a provider target (`entra-app-secret {"appId":"…"}`).
  * - `Issuance.begin(start)`: written BEFORE the provider is asked for a credential; state `requested`.
  * - `Issuance.update(record, change)`: `issued` (with the provider's credential id, right after create),
- *   `stored` (the vault holds it, with the version), `revoked`, `refused` (the provider created nothing),
- *   `abandoned` (an interrupted rotation whose credential cannot be identified; owners were told).
+ *   `stored` (the vault holds it, with the version), `revoked`, `refused` (the provider created nothing).
  * - `Issuance.adopt(start, credentialId, version)`: a credential the service did not issue, that the
  *   engine verified at the provider to be the one the vault held (see `RotationEngine`), state `adopted`.
  * - `Issuance.list(vault, secret)`: every record of one secret, oldest first.
@@ -22,7 +21,7 @@ import { ContainerClient, RestError } from '@azure/storage-blob';
 import { PermanentError } from './errors';
 
 export type IssuanceState =
-  'requested' | 'issued' | 'stored' | 'adopted' | 'revoked' | 'refused' | 'abandoned';
+  'requested' | 'issued' | 'stored' | 'adopted' | 'revoked' | 'refused';
 
 export interface IssuanceStart {
   vault: string;

@@ -3,6 +3,7 @@ import { BlobServiceClient, ContainerClient, RestError } from '@azure/storage-bl
 import type { Settings } from '../config';
 import { STORAGE } from '../constants';
 import { PermanentError } from '../errors';
+import { deadline, TIMEOUTS } from './timeouts';
 
 export interface Lease {
   /** `discard`: also delete the lock blob (the secret does not exist, so no blob is left behind for it). */
@@ -32,6 +33,13 @@ export function lockBlobName(key: string): string {
 }
 
 /**
+ * The lease length: Storage's shortest (15 s), renewed every third of it while held. A worker that
+ * dies (a crash, a scale-in) frees its secrets within 15 s, so the queue's retry of its message finds
+ * the lock free instead of waiting out a minute behind a holder that is gone.
+ */
+export const LEASE_SECONDS = 15;
+
+/**
  * Mutual exclusion per secret with blob leases (`locks/{vault}/{secret}`). The lease is renewed while
  * held, so a long rotation keeps it, and it expires on its own if the worker dies.
  */
@@ -40,7 +48,7 @@ export class BlobLeaseLocks implements Locks {
 
   constructor(
     private readonly container: ContainerClient,
-    private readonly leaseSeconds = 60,
+    private readonly leaseSeconds = LEASE_SECONDS,
   ) {}
 
   static fromSettings(settings: Settings, credential: TokenCredential): BlobLeaseLocks {
@@ -51,27 +59,28 @@ export class BlobLeaseLocks implements Locks {
 
   async acquire(key: string): Promise<Lease | undefined> {
     const name = lockBlobName(key);
-    this.ready ??= this.container.createIfNotExists().catch((e) => {
+    const signal = () => deadline(TIMEOUTS.storage.requestMs);
+    this.ready ??= this.container.createIfNotExists({ abortSignal: signal() }).catch((e) => {
       this.ready = undefined;
       throw e;
     });
     await this.ready;
     const blob = this.container.getBlockBlobClient(name);
     try {
-      await blob.upload('', 0, { conditions: { ifNoneMatch: '*' } });
+      await blob.upload('', 0, { conditions: { ifNoneMatch: '*' }, abortSignal: signal() });
     } catch (e) {
       // 409/412: the blob exists already, which is the normal case.
       if (!(e instanceof RestError && (e.statusCode === 409 || e.statusCode === 412))) throw e;
     }
     const leaseClient = blob.getBlobLeaseClient();
     try {
-      await leaseClient.acquireLease(this.leaseSeconds);
+      await leaseClient.acquireLease(this.leaseSeconds, { abortSignal: signal() });
     } catch (e) {
       if (e instanceof RestError && e.statusCode === 409) return undefined;
       throw e;
     }
     const renew = setInterval(
-      () => void leaseClient.renewLease().catch(() => undefined),
+      () => void leaseClient.renewLease({ abortSignal: signal() }).catch(() => undefined),
       (this.leaseSeconds * 1000) / 3,
     );
     renew.unref();
@@ -79,8 +88,10 @@ export class BlobLeaseLocks implements Locks {
       release: async (options) => {
         clearInterval(renew);
         if (options?.discard)
-          await blob.delete({ conditions: { leaseId: leaseClient.leaseId } }).catch(() => undefined);
-        else await leaseClient.releaseLease().catch(() => undefined);
+          await blob
+            .delete({ conditions: { leaseId: leaseClient.leaseId }, abortSignal: signal() })
+            .catch(() => undefined);
+        else await leaseClient.releaseLease({ abortSignal: signal() }).catch(() => undefined);
       },
     };
   }

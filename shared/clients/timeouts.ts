@@ -20,7 +20,7 @@ export const TIMEOUTS = {
   databricks: { connectMs: 5_000, requestMs: 15_000, callMs: 25_000 },
   /** The service's own token requests (managed identity, Entra). */
   identity: { requestMs: 10_000, callMs: 20_000 },
-  /** Blob calls of the notice record and the announcement record. */
+  /** Blob calls of the lock, the notice record and the announcement record. */
   storage: { requestMs: 10_000 },
 } as const;
 

@@ -36,8 +36,12 @@ export type Outcome = OutcomeBase &
         revokePreviousAfter?: string;
       }
     | { status: 'revoked'; credentialIds: string[] }
-    /** `missing`: the secret does not exist (nothing to rotate; an operator asking for it made a mistake). */
-    | { status: 'skipped'; reason: string; missing?: true }
+    /**
+     * `missing`: the secret does not exist (nothing to rotate; an operator asking for it made a mistake).
+     * `locked`: another worker holds the secret's lock, or held it and died (its lease lapses within
+     * LEASE_SECONDS): the request is not done, and a queued one is retried.
+     */
+    | { status: 'skipped'; reason: string; missing?: true; locked?: true }
     | { status: 'planned'; plan: string[] }
     | { status: 'failed'; step: Step; reason: string; transient: boolean; error?: ErrorFacts }
   );
@@ -227,6 +231,7 @@ export class RotationEngine {
       return finish({
         status: 'skipped',
         reason: 'another rotation of this secret holds the lock',
+        locked: true,
       } as OpResult);
     try {
       const current = await step('read', () => readCurrent(vault, req.secret));
@@ -627,9 +632,8 @@ export class RotationEngine {
   /**
    * Orphans are credentials an interrupted rotation of this secret asked for and never stored: found
    * only through the issuance records, never by tag or time window alone. A record with the
-   * credential's id is revoked by id; one without (the answer was lost) by its marker where the
-   * provider keeps one. Where it keeps none, the credentials created since that request are reported
-   * to the owners to check by hand, and nothing is revoked.
+   * credential's id is revoked by id; one without (the answer was lost) by the marker its request
+   * carried (a comment, a name, or for SP secrets the lifetime: `Rotator.carries`).
    */
   private async reconcileLocked(s: Session, forRotation: boolean): Promise<OpResult> {
     const { policy, current, ctx } = s;
@@ -663,54 +667,42 @@ export class RotationEngine {
           });
         continue;
       }
-      let id = record.credentialId;
-      if (!id) {
-        const marker =
-          `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${record.rotationId}`.toLowerCase();
-        const all = await list();
-        id = all.find((c) => c.marker?.toLowerCase() === marker)?.id;
-        if (!id) {
-          const since = Date.parse(record.createdAt) - SKEW_MS;
-          const suspects = all.filter(
+      let ids = record.credentialId ? [record.credentialId] : [];
+      if (!record.credentialId) {
+        // The answer was lost: the credential is found by the marker its request carried, created
+        // within this rotation's window, never one the vault holds or another record proves.
+        const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${record.rotationId}`;
+        const since = Date.parse(record.createdAt) - SKEW_MS;
+        ids = (await list())
+          .filter(
             (c) =>
-              c.marker === undefined &&
               c.createdAt.getTime() >= since &&
+              carries(policy.rotator, c, marker) &&
               c.id !== policy.state.credentialId &&
               !proves(s.records, policy.kind, s.target, c.id),
-          );
-          if (s.dryRun) {
-            plan.push(`close interrupted rotation ${record.rotationId} (nothing identifiable to revoke)`);
-            continue;
-          }
-          await this.options.issuance.update(record, {
-            state: suspects.length ? 'abandoned' : 'refused',
-            at: this.now(),
-          });
-          if (suspects.length)
-            s.notify('rotation-failed', {
-              step: 'reconcile',
-              reason:
-                `an interrupted rotation (${record.rotationId}, ${record.createdAt}) may have created one of ` +
-                `${suspects.map((c) => c.id).join(', ')}; the provider keeps no marker, so nothing was revoked: ` +
-                `revoke by hand any of them that no application uses`,
-              target: policy.rotator.describe(policy.target),
-            });
+          )
+          .map((c) => c.id);
+        if (ids.length === 0) {
+          // Nothing carries its marker: the provider created nothing.
+          if (s.dryRun) plan.push(`close interrupted rotation ${record.rotationId} (nothing was created)`);
+          else await this.options.issuance.update(record, { state: 'refused', at: this.now() });
           continue;
         }
       }
       if (s.dryRun) {
-        plan.push(`revoke orphaned credential ${id}`);
+        plan.push(...ids.map((id) => `revoke orphaned credential ${id}`));
         continue;
       }
-      const orphan = id;
-      await step('reconcile', () => policy.rotator.revoke(policy.target, orphan, ctx, this.options.deps));
-      await this.options.issuance.update(record, { state: 'revoked', credentialId: orphan, at: this.now() });
-      revoked.push(orphan);
-      s.notify('orphan-revoked', {
-        credentialId: orphan,
-        createdAt: record.createdAt,
-        target: policy.rotator.describe(policy.target),
-      });
+      for (const orphan of ids) {
+        await step('reconcile', () => policy.rotator.revoke(policy.target, orphan, ctx, this.options.deps));
+        revoked.push(orphan);
+        s.notify('orphan-revoked', {
+          credentialId: orphan,
+          createdAt: record.createdAt,
+          target: policy.rotator.describe(policy.target),
+        });
+      }
+      await this.options.issuance.update(record, { state: 'revoked', credentialId: ids[0], at: this.now() });
     }
     if (s.dryRun) return { status: 'planned', plan } as OpResult;
     await clearStarted();
@@ -718,6 +710,11 @@ export class RotationEngine {
       ? ({ status: 'revoked', credentialIds: revoked } as OpResult)
       : ({ status: 'skipped', reason: 'no orphaned credentials' } as OpResult);
   }
+}
+
+/** Whether a listed credential carries a rotation's marker: the rotator's own check, else its marker. */
+function carries(rotator: Rotator, c: CredentialInfo, marker: string): boolean {
+  return rotator.carries ? rotator.carries(c, marker) : c.marker?.toLowerCase() === marker.toLowerCase();
 }
 
 /** Whether the provider answered 4xx (or refused a precondition), anywhere in the cause chain. */

@@ -28,6 +28,23 @@ interface Target {
   spId: string;
 }
 
+const DAY_SECONDS = 86_400;
+/** The marker takes away 1 to 3,599 seconds of the lifetime asked for (always whole days). */
+const MARKER_SPAN_SECONDS = 3_600;
+
+/**
+ * The API keeps no comment, so the rotation's marker goes into the one field it echoes: the lifetime.
+ * A secret lives whole days less a number of seconds (1 to 3,599) derived from the marker, which names
+ * the vault, the secret and the rotation id (random, not known outside the service before it is
+ * stored). `expire_time − create_time` then shows whose request made it, also when the create's
+ * answer was lost; a person's secret (whole days, or a lifetime of their choosing) matches by chance
+ * 3 times in 3,599, and only within that one rotation's time window.
+ */
+function markerSeconds(marker: string): number {
+  const n = createHash('sha256').update(marker.toLowerCase()).digest().readUInt32BE(0);
+  return 1 + (n % (MARKER_SPAN_SECONDS - 1));
+}
+
 /** A service principal holds at most 5 OAuth secrets (expired ones count until deleted). */
 const SECRETS_PER_SP: CredentialLimit = {
   name: '5 OAuth secrets per service principal',
@@ -80,15 +97,19 @@ export const databricksSpSecret: Rotator<Target> = {
   describe: (t) => `account ${t.accountId} service principal ${t.spId}`,
   bindingKey: (t) => `databricks-sp:${t.accountId}/${t.spId}`,
 
-  async create(t, ctx, { lifetimeSeconds }, deps) {
+  async create(t, ctx, { lifetimeSeconds, marker }, deps) {
     const auth = { bearer: await accountToken(deps) };
     const tag = parseScopesTag(ctx.tags?.[TAGS.databricksScopes]).scopes;
     const scopes = successorScopes(currentScopes(await listSecrets(t, deps, auth), ctx), tag);
+    const lifetime = lifetimeSeconds - markerSeconds(marker);
     const mint = async () => {
       const res = await deps.databricks.call<SpSecret>(deps.settings.DATABRICKS_ACCOUNTS_HOST, basePath(t), {
         method: 'POST',
         auth,
-        json: { lifetime: `${lifetimeSeconds}s`, ...(scopes.scopes ? { scopes: scopes.scopes } : {}) },
+        json: {
+          lifetime: `${lifetime}s`,
+          ...(scopes.scopes ? { scopes: scopes.scopes } : {}),
+        },
       });
       if (!res.secret)
         throw new ProviderError('databricks', 200, undefined, 'the account API returned no secret');
@@ -101,7 +122,7 @@ export const databricksSpSecret: Rotator<Target> = {
       return {
         id: res.id,
         value: res.secret,
-        expiresAt: new Date(res.expire_time ?? Date.now() + lifetimeSeconds * 1000),
+        expiresAt: new Date(res.expire_time ?? Date.now() + lifetime * 1000),
         scopes,
       };
     };
@@ -153,9 +174,17 @@ export const databricksSpSecret: Rotator<Target> = {
     }
   },
 
+  carries(c, marker) {
+    if (!c.expiresAt) return false;
+    const lived = Math.round((c.expiresAt.getTime() - c.createdAt.getTime()) / 1000);
+    const short = (DAY_SECONDS - (lived % DAY_SECONDS)) % DAY_SECONDS;
+    // A second either way: the provider may round each time to the second on its own.
+    return Math.abs(short - markerSeconds(marker)) <= 1;
+  },
+
   async list(t, _ctx, deps) {
     const secrets = await listSecrets(t, deps, { bearer: await accountToken(deps) });
-    // The API keeps no comment, so these credentials carry no marker; reconcile goes by time instead.
+    // The API keeps no comment: the marker is in the lifetime (`carries`).
     return secrets.map((s) => ({
       id: s.id,
       createdAt: new Date(s.create_time),

@@ -101,4 +101,9 @@ export interface Rotator<Target = unknown> {
   revoke(target: Target, credentialId: string, ctx: SecretContext, deps: RotatorDeps): Promise<void>;
   /** The credentials that exist for the target now, for reconciliation. */
   list(target: Target, ctx: SecretContext, deps: RotatorDeps): Promise<CredentialInfo[]>;
+  /**
+   * Whether a listed credential carries the marker `create` was given, for a provider that keeps no
+   * comment or name and so leaves `CredentialInfo.marker` empty. Without it, the marker is compared.
+   */
+  carries?(credential: CredentialInfo, marker: string): boolean;
 }

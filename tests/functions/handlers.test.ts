@@ -10,12 +10,14 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { InvocationContext, type EventGridEvent, type LogLevel } from '@azure/functions';
+import { BlobServiceClient } from '@azure/storage-blob';
 import { DEMO_SECRETS, DEMO_VAULTS, seedDemo, seedDemoPat, type Demo } from '../../local/demo';
 import { notificationPoisonQueue, notificationQueue, rotationPoisonQueue } from '../../functions/common';
 import { onKeyVaultEvent } from '../../functions/onKeyVaultEvent';
 import { rotateSecret } from '../../functions/rotateSecret';
 import { scanVault } from '../../functions/scanVault';
 import { sendNotifications } from '../../functions/sendNotifications';
+import { BlobLeaseLocks } from '../../shared/clients/lock';
 import { MAX_DEQUEUE_COUNT, STORAGE, TAGS } from '../../shared/constants';
 import { TransientError } from '../../shared/errors';
 import { verifySignature } from '../../shared/notifications/channels/webhook';
@@ -482,6 +484,41 @@ describe('rotateSecret', () => {
       expect.objectContaining({ vault: pat.vault, secret: pat.name, cause: 'retries-exhausted' }),
     ]);
     expect(versions(pat.vault, pat.name).map((v) => v.version)).toEqual([pat.version]);
+  }, 60_000);
+
+  test('a secret whose lock another worker holds is retried by the queue, not dropped', async () => {
+    const pat = await seedPat();
+    const item = { op: 'rotate', vault: pat.vault, secret: pat.name, reason: 'due' };
+    // The other worker: one that is rotating this secret now, or that died holding the lease.
+    const locks = new BlobLeaseLocks(
+      BlobServiceClient.fromConnectionString(process.env.AzureWebJobsStorage!).getContainerClient(
+        STORAGE.lockContainer,
+      ),
+    );
+    const held = await locks.acquire(`${pat.vault}/${pat.name}`);
+    expect(held).toBeDefined();
+    try {
+      const first = await work(item, 1);
+      // Thrown: the queue delivers it again after its delay. Not a failure: no alert, no notice.
+      expect(first.error).toBeInstanceOf(TransientError);
+      expect(String((first.error as Error).message)).toMatch(/waits for the lock \(attempt 1 of /);
+      expect(eventLine(first, 'SecretRotationSkipped')).toMatch(/holds the lock/);
+      expect(eventLine(first, 'SecretRotationFailed')).toBeUndefined();
+      expect(first.notices ?? []).toEqual([]);
+      expect(first.poison).toBeUndefined();
+      // On the last delivery it is done (skipped), not poisoned: the holder is alive after all that time.
+      const last = await work(item, MAX_DEQUEUE_COUNT);
+      expect(last.error).toBeUndefined();
+      expect(last.poison).toBeUndefined();
+    } finally {
+      await held?.release();
+    }
+    expect(versions(pat.vault, pat.name).map((v) => v.version)).toEqual([pat.version]);
+    // The lock is free: the next delivery rotates.
+    const retry = await work(item, 2);
+    expect(retry.error).toBeUndefined();
+    expect(eventLine(retry, 'SecretRotated')).toBeDefined();
+    expect(versions(pat.vault, pat.name)).toHaveLength(2);
   }, 60_000);
 
   test('a dry-run request plans and changes nothing', async () => {

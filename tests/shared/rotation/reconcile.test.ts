@@ -1,7 +1,8 @@
 /**
  * Reconcile goes by the issuance record only: what an interrupted rotation asked for is revoked by the
- * id it recorded, or by its marker; without either (an SP secret whose answer was lost) the owners are
- * told the candidates and nothing is revoked. A lost `stored` write is completed, never revoked.
+ * id it recorded, or by the marker its request carried (a PAT's comment, an Entra secret's name, an SP
+ * secret's lifetime), never a credential someone else made in the same window. A lost `stored` write
+ * is completed, never revoked.
  */
 import { randomUUID } from 'node:crypto';
 import { MARKER_PREFIX, TAGS } from '../../../shared/constants';
@@ -52,24 +53,60 @@ async function lostAnswer(key: SecretKey, kind: string) {
 }
 
 describe.each(KINDS)('$kind: an interrupted rotation whose answer was lost', ({ key, kind }) => {
-  test('is revoked by its marker, or reported (no marker) and nothing is revoked', async () => {
+  test('is revoked by the marker its request carried; the current credential keeps working', async () => {
     const { tenant, services, secret, orphan, initial } = await lostAnswer(key, kind);
     const result = await services.engine.reconcile({ vault: tenant.vaultName, secret });
-    if (kind === 'databricks-sp-secret') {
-      expect(result.outcome).toMatchObject({ status: 'skipped', reason: 'no orphaned credentials' });
-      const notice = result.notifications.find((n) => n.kind === 'rotation-failed');
-      expect(notice?.details.reason).toEqual(expect.stringContaining(orphan.id));
-      expect(notice?.details.reason).toEqual(expect.stringContaining('nothing was revoked'));
-      expect(await credentialWorks(tenant, key, orphan.value)).toMatchObject({ works: true });
-      // Told once: the record is closed, so the next reconcile has nothing to say.
-      const again = await services.engine.reconcile({ vault: tenant.vaultName, secret });
-      expect(again.notifications).toEqual([]);
-    } else {
-      expect(result.outcome).toMatchObject({ status: 'revoked', credentialIds: [orphan.id] });
-      expect(await credentialWorks(tenant, key, orphan.value)).toMatchObject({ works: false });
-    }
+    expect(result.outcome).toMatchObject({ status: 'revoked', credentialIds: [orphan.id] });
+    expect(result.notifications.map((n) => [n.kind, n.details.credentialId])).toEqual([
+      ['orphan-revoked', orphan.id],
+    ]);
+    expect(await credentialWorks(tenant, key, orphan.value)).toMatchObject({ works: false });
     expect(await credentialWorks(tenant, key, initial)).toMatchObject({ works: true });
+    // The record is closed: the next reconcile has nothing to do or say.
+    const again = await services.engine.reconcile({ vault: tenant.vaultName, secret });
+    expect(again.outcome.status).toBe('skipped');
+    expect(again.notifications).toEqual([]);
   });
+});
+
+test("an SP secret someone else made in the rotation's window is not revoked, nor one of another rotation", async () => {
+  const { tenant, services, secret, orphan, initial } = await lostAnswer('sp', 'databricks-sp-secret');
+  const sp = azure()
+    .state.accounts.get(tenant.accountId)!
+    .servicePrincipals.find((p) => p.id === tenant.spId)!;
+  // A person's secret, made a second after ours: a lifetime of whole days, as the UI and CLI ask.
+  const at = azure().clock.now() + 1000;
+  const days = (n: number) => new Date(at + n * 86_400_000).toISOString();
+  sp.secrets.push({
+    id: 'a1b2c3d4e5f60718293a4b5c6d7e8f90',
+    secretHash: 'f'.repeat(64),
+    createTime: new Date(at).toISOString(),
+    updateTime: new Date(at).toISOString(),
+    expireTime: days(90),
+    status: 'ACTIVE',
+  });
+  // Another rotation's request (a sibling secret on the same principal): its marker is not ours.
+  const rotator = ROTATORS.get('databricks-sp-secret')!;
+  const parsed = rotator.parseTarget(
+    (await services.vaults.get(tenant.vaultName).client.getSecret(secret)).properties.tags ?? {},
+    tenant.settings,
+  );
+  if (!('target' in parsed)) throw new Error('bad tags');
+  const sibling = await rotator.create(
+    parsed.target,
+    { vaultName: tenant.vaultName, secretName: 'sibling', currentValue: initial },
+    {
+      lifetimeSeconds: 86_400 * 30,
+      expiresAt: new Date(at + 86_400_000 * 30),
+      marker: `${MARKER_PREFIX}:${tenant.vaultName}/sibling:${randomUUID()}`,
+    },
+    services.deps,
+  );
+  const result = await services.engine.reconcile({ vault: tenant.vaultName, secret });
+  expect(result.outcome).toMatchObject({ status: 'revoked', credentialIds: [orphan.id] });
+  const left = sp.secrets.map((s) => s.id);
+  expect(left).toEqual(expect.arrayContaining(['a1b2c3d4e5f60718293a4b5c6d7e8f90', sibling.id]));
+  expect(left).not.toContain(orphan.id);
 });
 
 test('a stored credential whose `stored` write was lost is completed, not revoked', async () => {
