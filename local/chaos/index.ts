@@ -258,6 +258,7 @@ async function main(): Promise<number> {
   const storm = tenant.secrets.filter((s) => s.cohort === 'storm');
   const calmMs = await phase(calm, async () => undefined);
   log(`calm: ${calm.length} rotated in ${(calmMs / 1000).toFixed(1)} s`);
+  sample();
   const calmCreated = seen.size - seeded;
 
   tenant.makeStormDue();

@@ -48,8 +48,9 @@ const DEFAULTS = {
   connectTimeoutMs: TIMEOUTS.databricks.connectMs,
   requestTimeoutMs: TIMEOUTS.databricks.requestMs,
   callTimeoutMs: TIMEOUTS.databricks.callMs,
-  maxRetries: 4,
-  baseDelayMs: 500,
+  // 0.25 + 0.5 + 1 s: a worker slot rides out a short blip; a longer outage goes back to the queue.
+  maxRetries: 3,
+  baseDelayMs: 250,
   maxRetryAfterMs: 10_000,
 };
 

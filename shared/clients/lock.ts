@@ -3,7 +3,7 @@ import { BlobServiceClient, ContainerClient, RestError } from '@azure/storage-bl
 import type { Settings } from '../config';
 import { STORAGE } from '../constants';
 import { PermanentError } from '../errors';
-import { deadline, TIMEOUTS } from './timeouts';
+import { deadline, STORAGE_RETRY, TIMEOUTS } from './timeouts';
 
 export interface Lease {
   /** `discard`: also delete the lock blob (the secret does not exist, so no blob is left behind for it). */
@@ -17,8 +17,12 @@ export interface Locks {
 
 export function createBlobServiceClient(settings: Settings, credential: TokenCredential): BlobServiceClient {
   if (settings.AzureWebJobsStorage)
-    return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
-  return new BlobServiceClient(settings.AzureWebJobsStorage__blobServiceUri as string, credential);
+    return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage, STORAGE_RETRY);
+  return new BlobServiceClient(
+    settings.AzureWebJobsStorage__blobServiceUri as string,
+    credential,
+    STORAGE_RETRY,
+  );
 }
 
 const LOCK_KEY = /^[0-9a-zA-Z-]{1,127}\/[0-9a-zA-Z-]{1,127}$/;

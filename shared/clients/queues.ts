@@ -1,6 +1,7 @@
 import type { TokenCredential } from '@azure/core-auth';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { Settings } from '../config';
+import { STORAGE_RETRY } from './timeouts';
 
 /** The function app's storage queues: a connection string locally, identity-based in Azure. */
 export function createQueueServiceClient(
@@ -8,10 +9,10 @@ export function createQueueServiceClient(
   credential: TokenCredential,
 ): QueueServiceClient {
   if (settings.AzureWebJobsStorage)
-    return QueueServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
+    return QueueServiceClient.fromConnectionString(settings.AzureWebJobsStorage, STORAGE_RETRY);
   if (!settings.AzureWebJobsStorage__queueServiceUri)
     throw new Error('AzureWebJobsStorage__queueServiceUri is required to write to the queues');
-  return new QueueServiceClient(settings.AzureWebJobsStorage__queueServiceUri, credential);
+  return new QueueServiceClient(settings.AzureWebJobsStorage__queueServiceUri, credential, STORAGE_RETRY);
 }
 
 /** As the host writes and reads them (host.json `messageEncoding: base64`): JSON, base64-encoded. */

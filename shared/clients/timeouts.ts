@@ -24,6 +24,15 @@ export const TIMEOUTS = {
   storage: { requestMs: 10_000 },
 } as const;
 
+/**
+ * The Storage SDKs' retry options (blob and queue): short back-offs, so a burst of 5xx is ridden out
+ * within a record's 10 s deadline instead of the SDK's default 4 s, 8 s, 16 s … waits, and one attempt
+ * gives up after 5 s.
+ */
+export const STORAGE_RETRY = {
+  retryOptions: { maxTries: 4, retryDelayInMs: 250, maxRetryDelayInMs: 2_000, tryTimeoutInMs: 5_000 },
+} as const;
+
 /** An abort signal that fires after `ms`, or with `outer` if that fires first. */
 export function deadline(ms: number, outer?: AbortSignal): AbortSignal {
   return outer ? AbortSignal.any([outer, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);

@@ -1,8 +1,9 @@
 import type { TokenCredential } from '@azure/core-auth';
 import type { ContainerClient } from '@azure/storage-blob';
-import { QueueServiceClient } from '@azure/storage-queue';
+import type { QueueServiceClient } from '@azure/storage-queue';
 import type { Settings } from '../config';
 import { createBlobServiceClient } from '../clients/lock';
+import { createQueueServiceClient } from '../clients/queues';
 import { STORAGE } from '../constants';
 import { redactError } from '../redact';
 import { EVENTS } from './events';
@@ -23,11 +24,8 @@ export interface BacklogTargets {
 }
 
 export function backlogTargets(settings: Settings, credential: TokenCredential): BacklogTargets {
-  const queues = settings.AzureWebJobsStorage
-    ? QueueServiceClient.fromConnectionString(settings.AzureWebJobsStorage)
-    : new QueueServiceClient(settings.AzureWebJobsStorage__queueServiceUri as string, credential);
   return {
-    queues,
+    queues: createQueueServiceClient(settings, credential),
     deadLetters: createBlobServiceClient(settings, credential).getContainerClient(
       STORAGE.deadLetterContainer,
     ),
