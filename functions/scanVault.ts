@@ -34,6 +34,7 @@ export async function scanVault(message: unknown, context: InvocationContext): P
     const summary = await runtime.scanner.scanVault(parsed.data.vault, runtime.scanOutput(telemetry), {
       telemetry,
       retryable: dequeueCount(context) < MAX_DEQUEUE_COUNT,
+      requestId: messageId(context),
     });
     telemetry.log(
       'info',

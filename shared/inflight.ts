@@ -25,11 +25,15 @@ export class InFlight {
     return `${item.vault.toLowerCase()}/${item.secret.toLowerCase()}/${item.op}`;
   }
 
-  /** The items that were not in flight, now claimed; forced and dry-run work is never held back. */
-  async admit(items: readonly WorkItem[]): Promise<WorkItem[]> {
+  /**
+   * The items that were not in flight, now claimed; forced and dry-run work is never held back.
+   * `owner`: the scan request's message id. A retry of the same request (its instance died, or a page
+   * failed, after claiming and before sending) takes its own claims back instead of skipping them.
+   */
+  async admit(items: readonly WorkItem[], owner?: string): Promise<WorkItem[]> {
     const admitted = await Promise.all(
       items.map(async (item) =>
-        item.force || item.dryRun || (await this.records.claim(InFlight.key(item), this.staleMs))
+        item.force || item.dryRun || (await this.records.claim(InFlight.key(item), this.staleMs, owner))
           ? item
           : undefined,
       ),

@@ -20,8 +20,7 @@
 import { ContainerClient, RestError } from '@azure/storage-blob';
 import { PermanentError } from './errors';
 
-export type IssuanceState =
-  'requested' | 'issued' | 'stored' | 'adopted' | 'revoked' | 'refused';
+export type IssuanceState = 'requested' | 'issued' | 'stored' | 'adopted' | 'revoked' | 'refused';
 
 export interface IssuanceStart {
   vault: string;

@@ -12,11 +12,16 @@ export interface Records {
   writtenAt(key: string): Promise<Date | undefined>;
   /**
    * Takes a claim: creates the record, or replaces one older than `staleMs` (its holder died). True if
-   * this call holds the claim now.
+   * this call holds the claim now, also when `owner` (an id the claimant keeps across its retries) took
+   * it before.
    */
-  claim(key: string, staleMs: number): Promise<boolean>;
+  claim(key: string, staleMs: number, owner?: string): Promise<boolean>;
   delete(key: string): Promise<void>;
 }
+
+/** The blob metadata key of a claim's owner. */
+const OWNER = 'owner';
+const ownerMetadata = (owner: string | undefined) => (owner === undefined ? undefined : { [OWNER]: owner });
 
 const conflict = (e: unknown) =>
   e instanceof RestError && (e.statusCode === 409 || e.statusCode === 412 || e.statusCode === 404);
@@ -44,11 +49,12 @@ export class BlobRecords implements Records {
     await this.ready;
   }
 
-  async create(key: string): Promise<boolean> {
+  async create(key: string, owner?: string): Promise<boolean> {
     await this.ensure();
     try {
       await this.blob(key).upload('', 0, {
         conditions: { ifNoneMatch: '*' },
+        metadata: ownerMetadata(owner),
         abortSignal: deadline(TIMEOUTS.storage.requestMs),
       });
       return true;
@@ -69,21 +75,23 @@ export class BlobRecords implements Records {
     }
   }
 
-  async claim(key: string, staleMs: number): Promise<boolean> {
-    if (await this.create(key)) return true;
+  async claim(key: string, staleMs: number, owner?: string): Promise<boolean> {
+    if (await this.create(key, owner)) return true;
     let props;
     try {
       props = await this.blob(key).getProperties({ abortSignal: deadline(TIMEOUTS.storage.requestMs) });
     } catch (e) {
       // Released in between: take it fresh.
-      if (e instanceof RestError && e.statusCode === 404) return this.create(key);
+      if (e instanceof RestError && e.statusCode === 404) return this.create(key, owner);
       throw e;
     }
+    if (owner !== undefined && props.metadata?.[OWNER] === owner) return true;
     if (!props.lastModified || this.now() - props.lastModified.getTime() < staleMs) return false;
     try {
       // Only the instance that saw this exact stale record replaces it.
       await this.blob(key).upload('', 0, {
         conditions: { ifMatch: props.etag },
+        metadata: ownerMetadata(owner),
         abortSignal: deadline(TIMEOUTS.storage.requestMs),
       });
       return true;

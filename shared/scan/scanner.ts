@@ -64,6 +64,11 @@ export interface ScanVaultOptions {
    * then reported (`outcome: 'failed'`) and the scan completes.
    */
   retryable?: boolean;
+  /**
+   * The scan request's message id, the same on every delivery: the owner of this scan's in-flight
+   * claims, so a retry re-sends what an earlier attempt claimed and never sent.
+   */
+  requestId?: string;
 }
 
 /**
@@ -100,6 +105,8 @@ export class Scanner {
     const { telemetry } = options;
     // The previous page's output, still being sent while this page is fetched and assessed.
     let sending: Promise<unknown> = Promise.resolve();
+    // Claimed and not yet sent: released if the scan fails, so the next scan plans them again.
+    const unsent = new Set<WorkItem>();
     let next: Promise<IteratorResult<SecretProperties[]>> | undefined;
     try {
       const vault = this.options.vaults.get(name);
@@ -119,7 +126,11 @@ export class Scanner {
           const a = assess(vault.name, props, this.options.settings, this.options.rotators, now);
           this.count(summary, a);
           // Work already in flight (queued or running) is not enqueued again.
-          work.push(...(this.options.inflight ? await this.options.inflight.admit(a.work) : a.work));
+          const admitted = this.options.inflight
+            ? await this.options.inflight.admit(a.work, options.requestId)
+            : a.work;
+          for (const item of admitted) unsent.add(item);
+          work.push(...admitted);
           const late = await this.options.announcements?.missed(vault.name, props, now);
           if (late) notices.push(late);
           if (a.findings) {
@@ -148,13 +159,18 @@ export class Scanner {
           }
         }
         await sending;
-        sending = Promise.all([out.work(work), out.notices(notices)]);
+        sending = Promise.all([
+          out.work(work).then(() => work.forEach((item) => unsent.delete(item))),
+          out.notices(notices),
+        ]);
         summary.enqueued += work.length;
       }
       await sending;
     } catch (e) {
       // Whatever was already sent stays sent; a retry plans it again and the worker finds it done.
       await Promise.allSettled([sending, next]);
+      const inflight = this.options.inflight;
+      if (inflight) await Promise.allSettled([...unsent].map((item) => inflight.release(item)));
       summary.error = redactError(e);
       if (options.retryable && isTransient(e)) {
         telemetry.log('warn', `scan of vault ${name} failed; the queue retries it`, {

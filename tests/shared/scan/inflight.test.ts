@@ -93,6 +93,45 @@ test('a claim whose holder died (older than the stale time) is taken over', asyn
   expect(await inflight.admit([{ ...item, force: true }])).toHaveLength(1);
 });
 
+test('a retry of the same scan request takes back its own claims; another request does not', async () => {
+  const inflight = new InFlight(new BlobRecords(container(), 'inflight'));
+  const item = { op: 'rotate' as const, vault: 'kv', secret: 's' };
+  expect(await inflight.admit([item], 'request-1')).toEqual([item]);
+  // Its instance died after claiming: the queue delivers the same request (same message id) again.
+  expect(await inflight.admit([item], 'request-1')).toEqual([item]);
+  expect(await inflight.admit([item], 'request-2')).toEqual([]);
+  expect(await inflight.admit([item])).toEqual([]);
+});
+
+test('a scan that fails after claiming releases what it never sent: the next scan plans it', async () => {
+  const tenant = await seedTenant(azure(), { expiresInDays: 10 });
+  const { vaults } = createEngine(tenant);
+  const c = container();
+  const inflight = new InFlight(new BlobRecords(c, 'inflight'));
+  const scanner = new Scanner({
+    settings: tenant.settings,
+    vaults,
+    rotators: ROTATORS,
+    notices: new BlobNotices(c),
+    inflight,
+  });
+  const telemetry = createTelemetry(tenant.settings, undefined, () => undefined);
+  const failing: ScanOutput = {
+    work: async () => {
+      throw Object.assign(new Error('queue unavailable'), { statusCode: 503 });
+    },
+    notices: async () => undefined,
+  };
+  await expect(
+    scanner.scanVault(tenant.vaultName, failing, { telemetry, retryable: true, requestId: 'r-1' }),
+  ).rejects.toThrow(/queue unavailable/);
+  const sent: WorkItem[] = [];
+  const ok: ScanOutput = { work: async (items) => void sent.push(...items), notices: async () => undefined };
+  // A later tick (another request) is not held back by claims the failed scan never used.
+  await scanner.scanVault(tenant.vaultName, ok, { telemetry, requestId: 'r-2' });
+  expect(rotates(sent)).toEqual(Object.values(SECRETS).sort());
+});
+
 test('"expired, rotation has not succeeded yet" is not sent in the tick that enqueues the rotation', async () => {
   const tenant = await seedTenant(azure(), { expiresInDays: -1 });
   const { scanner, failures } = parts(tenant);
