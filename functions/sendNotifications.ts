@@ -29,10 +29,9 @@ export async function sendNotifications(message: unknown, context: InvocationCon
     attempt,
   };
   try {
-    const delivered = await deliver(message, runtime.channels);
-    await runtime.announcements
-      .delivered(delivered.notification)
-      .catch((e) => telemetry.log('warn', `recording the announcement failed: ${redactError(e)}`, dims));
+    // The announcement is recorded before it is sent: if that write fails, nothing is sent and the
+    // queue retries, so the scan never announces a rotation whose notice went out.
+    await deliver(message, runtime.channels, (m) => runtime.announcements.announcing(m.notification));
     telemetry.event(EVENTS.NotificationSent, { ...dims, outcome: 'sent' });
   } catch (e) {
     const transient = isTransient(e);

@@ -9,9 +9,9 @@ import type { Rotator } from './rotators/types';
 export const ANNOUNCE_HORIZON_MS = 2 * 86_400_000;
 
 /**
- * The durable "this rotation was announced" record, `announced/{vault}/{secret}/{rotationId}`: written
- * when a `rotated` notification is delivered on a channel, and by the scan when it announces a rotation
- * itself. A version that carries a `rotation-id` was stored by that rotation; if no record exists some
+ * The durable "this rotation is announced" record, `announced/{vault}/{secret}/{rotationId}`: written
+ * when a `rotated` notification is about to be sent on a channel (from then on the queue delivers it,
+ * retries included), and by the scan when it announces a rotation itself. A version that carries a `rotation-id` was stored by that rotation; if no record exists some
  * minutes after it was stored, the host died between the store and the announcement, and the scan
  * announces it. The conditional create makes that once, whichever instance gets there first.
  */
@@ -26,8 +26,8 @@ export class Announcements {
     return `${vault.toLowerCase()}/${secret.toLowerCase()}/${rotationId}`;
   }
 
-  /** After a channel delivered a notification: a `rotated` one is now announced. */
-  async delivered(n: Pick<Notification, 'kind' | 'vault' | 'secret' | 'details'>): Promise<void> {
+  /** Before a channel sends a notification: a `rotated` one is announced from now on. */
+  async announcing(n: Pick<Notification, 'kind' | 'vault' | 'secret' | 'details'>): Promise<void> {
     const rotationId = n.details.rotationId;
     if (n.kind !== 'rotated' || typeof rotationId !== 'string') return;
     await this.records.create(Announcements.key(n.vault, n.secret, rotationId));

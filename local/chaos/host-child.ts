@@ -38,13 +38,7 @@ async function main(): Promise<void> {
     },
   });
   process.on('message', (m: { tick?: boolean; stop?: boolean }) => {
-    if (m.tick) {
-      send({ scanning: true });
-      void host
-        .tick()
-        .catch(() => undefined)
-        .finally(() => send({ scanning: false }));
-    }
+    if (m.tick) void host.tick().catch(() => undefined);
     if (m.stop) void host.stop().then(() => process.exit(0));
   });
   setInterval(() => send({ rss: process.memoryUsage().rss, busy: host.busy }), 250).unref();

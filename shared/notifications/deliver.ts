@@ -25,9 +25,14 @@ function statusOf(error: unknown): number | undefined {
  * Sends one queue message on its one channel. A malformed message or an unconfigured channel is a
  * PermanentError (retrying cannot help); a failed send is a TransientError for 408, 429, 5xx and no
  * answer at all (the queue retries it, then moves it to `notifications-poison`), a PermanentError for
- * any other 4xx. Error messages are redacted.
+ * any other 4xx. Error messages are redacted. `beforeSend` runs once the message is known good and
+ * before anything is sent: if it throws, nothing is.
  */
-export async function deliver(message: unknown, channels: Channels): Promise<NotificationMessage> {
+export async function deliver(
+  message: unknown,
+  channels: Channels,
+  beforeSend?: (m: NotificationMessage) => Promise<void>,
+): Promise<NotificationMessage> {
   const parsed = notificationMessageSchema.safeParse(parseBody(message));
   if (!parsed.success) {
     throw new MalformedMessageError(
@@ -41,6 +46,7 @@ export async function deliver(message: unknown, channels: Channels): Promise<Not
       `the ${m.channel} channel is not configured here; notification ${m.notification.id} cannot be delivered`,
     );
   }
+  await beforeSend?.(m);
   try {
     await channel.send(m);
   } catch (e) {

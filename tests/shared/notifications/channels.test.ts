@@ -137,6 +137,23 @@ describe('teams', () => {
   });
 });
 
+test('when the step before sending fails (the announcement record), nothing is sent', async () => {
+  const before = azure().sink.forChannel('webhook').length;
+  const refused = new Error('Storage answered 500');
+  const e = await failure(
+    deliver(messageFor('webhook'), fx.channels, async () => {
+      throw refused;
+    }),
+  );
+  expect(e).toBe(refused);
+  expect(azure().sink.forChannel('webhook')).toHaveLength(before);
+  // And once it succeeds, the message goes out.
+  const seen: string[] = [];
+  await deliver(messageFor('webhook'), fx.channels, async (m) => void seen.push(m.notification.id));
+  expect(seen).toHaveLength(1);
+  expect(azure().sink.forChannel('webhook')).toHaveLength(before + 1);
+});
+
 describe('webhook', () => {
   test('posts {notification} with a signature the receiver can verify', async () => {
     const m = messageFor('webhook');

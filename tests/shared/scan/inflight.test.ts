@@ -194,7 +194,7 @@ test('a rotation stored but never announced is announced by the scan, once; a de
     const latest = vault.secrets.get(secret)!.at(-1)!;
     latest.tags = { ...latest.tags, [TAGS.rotationId]: rotationId };
   }
-  await announcements.delivered({
+  await announcements.announcing({
     kind: 'rotated',
     vault: tenant.vaultName,
     secret: SECRETS.pat,
