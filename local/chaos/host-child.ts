@@ -15,11 +15,13 @@ async function main(): Promise<void> {
     // One instance at a time: the first builds the bundle if a source is newer, the others reuse it.
     build: 'auto',
     minPollingIntervalMs: 50,
-    // A killed instance's messages come back after this (as after a crash in Azure, scaled down).
-    functionTimeoutMs: Number(process.env.CHAOS_FUNCTION_TIMEOUT_MS ?? 30_000),
+    functionTimeoutMs: Number(process.env.CHAOS_FUNCTION_TIMEOUT_MS ?? 60_000),
     queues: {
       maxPollingIntervalMs: 500,
       visibilityTimeoutMs: Number(process.env.CHAOS_RETRY_DELAY_MS ?? 2_000),
+      // A killed instance's messages come back this long after their last renewal: the real host's
+      // 10 minutes, scaled down as the storm scales every other period (retry delay 30 s → 2 s).
+      messageLeaseMs: Number(process.env.CHAOS_MESSAGE_LEASE_MS ?? 10_000),
     },
     // CHAOS_LOG names a file for the host's and the functions' log lines (off by default).
     onLog: (e) => {

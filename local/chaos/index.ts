@@ -27,7 +27,7 @@ const PROFILES = {
   full: { secrets: 1_000, vaults: 4, sharedEvery: 3, tickMs: 30_000, deadlineMs: 30 * 60_000 },
   short: { secrets: 60, vaults: 4, sharedEvery: 2, tickMs: 10_000, deadlineMs: 180_000 },
 } as const;
-const FUNCTION_TIMEOUT_MS = 25_000;
+const FUNCTION_TIMEOUT_MS = 60_000;
 const ROOT = path.resolve(__dirname, '..', '..');
 
 const { values } = parseArgs({
@@ -259,11 +259,15 @@ async function main(): Promise<number> {
 
   tenant.makeStormDue();
   const faults = stormFaults(storm.length);
-  const stormMs = await phase(storm, async () => {
+  // The kills land while the storm's rotations run: once a tenth, then a half of the cohort is stored.
+  const stored = async (t0: number, share: number) => {
+    while (rotatedSince(storm, t0) < storm.length * share) await sleep(50);
+  };
+  const stormMs = await phase(storm, async (t0) => {
     for (const f of faults) azure.servers.faults.add(f);
-    await sleep(2_500);
+    await stored(t0, 0.1);
     await killAndRestart('kill 1');
-    await sleep(4_000);
+    await stored(t0, 0.5);
     await killAndRestart('kill 2');
   });
   log(`storm: ${storm.length} rotated in ${(stormMs / 1000).toFixed(1)} s`);

@@ -77,6 +77,12 @@ export interface QueueSettings {
   maxDequeueCount: number;
   /** Delay before a message whose invocation failed becomes visible again. */
   visibilityTimeoutMs: number;
+  /**
+   * How long a received message stays invisible, renewed at half of it while its invocation runs: the
+   * real host's fixed 10 minutes (not in host.json). It only shows when an instance dies: its messages
+   * come back this long after their last renewal.
+   */
+  messageLeaseMs: number;
   maxPollingIntervalMs: number;
   messageEncoding: 'base64' | 'none';
 }
@@ -101,7 +107,7 @@ export interface LocalFunctionHostOptions {
   listen?: boolean;
   /** Overrides of host.json `extensions.queues` (tests shorten the retry delay). */
   queues?: Partial<QueueSettings>;
-  /** Overrides host.json functionTimeout (also how long a received message stays invisible). */
+  /** Overrides host.json functionTimeout. */
   functionTimeoutMs?: number;
   onLog?(entry: HostLogEntry): void;
   onEvent?(event: TelemetryEvent): void;
@@ -137,6 +143,7 @@ export function readHostJson(root: string): HostSettings {
       visibilityTimeoutMs: parseTimeSpan(str('visibilityTimeout'), 0),
       maxPollingIntervalMs: parseTimeSpan(str('maxPollingInterval'), 60_000),
       messageEncoding: str('messageEncoding') === 'none' ? 'none' : 'base64',
+      messageLeaseMs: 10 * 60_000,
     },
     functionTimeoutMs: parseTimeSpan(json.functionTimeout, 30 * 60_000),
   };

@@ -128,7 +128,7 @@ export class QueueTriggers {
           try {
             const batch = await l.client.receiveMessages({
               numberOfMessages: q.batchSize,
-              visibilityTimeout: Math.ceil(this.host.settings.functionTimeoutMs / 1000),
+              visibilityTimeout: Math.ceil(q.messageLeaseMs / 1000),
             });
             received = batch.receivedMessageItems.length;
             for (const message of batch.receivedMessageItems) {
@@ -178,30 +178,46 @@ export class QueueTriggers {
       return;
     }
     const text = this.decode(message.messageText);
-    const record = await this.host.invoke(
-      l.registration,
-      'queue',
-      `New queue message detected on '${l.queueName}'.`,
-      tryJsonParse(text),
-      {
-        id: message.messageId,
-        queueTrigger: text,
-        dequeueCount: message.dequeueCount,
-        insertionTime: message.insertedOn.toISOString(),
-        expirationTime: message.expiresOn.toISOString(),
-        nextVisibleTime: message.nextVisibleOn.toISOString(),
-        popReceipt: message.popReceipt,
-      },
-    );
+    // The message stays invisible while the invocation runs: its lease is renewed at half its length.
+    let popReceipt = message.popReceipt;
+    let renewing: Promise<unknown> = Promise.resolve();
+    const renew = setInterval(() => {
+      renewing = l.client
+        .updateMessage(message.messageId, popReceipt, undefined, Math.ceil(q.messageLeaseMs / 1000))
+        .then((r) => {
+          if (r.popReceipt) popReceipt = r.popReceipt;
+        })
+        .catch(() => undefined);
+    }, q.messageLeaseMs / 2);
+    renew.unref();
+    const record = await this.host
+      .invoke(
+        l.registration,
+        'queue',
+        `New queue message detected on '${l.queueName}'.`,
+        tryJsonParse(text),
+        {
+          id: message.messageId,
+          queueTrigger: text,
+          dequeueCount: message.dequeueCount,
+          insertionTime: message.insertedOn.toISOString(),
+          expirationTime: message.expiresOn.toISOString(),
+          nextVisibleTime: message.nextVisibleOn.toISOString(),
+          popReceipt: message.popReceipt,
+        },
+      )
+      .finally(() => clearInterval(renew));
+    // A renewal under way when the invocation ended changes the pop receipt the completion needs.
+    await renewing;
     try {
       if (record.status === 'succeeded') {
-        await l.client.deleteMessage(message.messageId, message.popReceipt);
+        await l.client.deleteMessage(message.messageId, popReceipt);
       } else if (message.dequeueCount >= q.maxDequeueCount) {
-        await this.poison(l, message);
+        await this.poison(l, { ...message, popReceipt });
       } else {
         await l.client.updateMessage(
           message.messageId,
-          message.popReceipt,
+          popReceipt,
           undefined,
           Math.ceil(q.visibilityTimeoutMs / 1000),
         );
