@@ -1,5 +1,10 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { Client, GraphError, RetryHandlerOptions, type GraphRequest } from '@microsoft/microsoft-graph-client';
+import {
+  Client,
+  GraphError,
+  RetryHandlerOptions,
+  type GraphRequest,
+} from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
 import { Agent } from 'undici';
 import { RESOURCE_SCOPES } from '../constants';

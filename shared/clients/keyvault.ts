@@ -2,12 +2,14 @@ import type { TokenCredential } from '@azure/core-auth';
 import { SecretClient } from '@azure/keyvault-secrets';
 import type { VaultSetting } from '../config';
 import { PermanentError } from '../errors';
-import { emptyErrorBodyPolicy, timeoutPolicies, TIMEOUTS } from './timeouts';
+import { emptyErrorBodyPolicy, throttledPatiencePolicy, timeoutPolicies, TIMEOUTS } from './timeouts';
 
 export interface Vault {
   name: string;
   url: string;
   client: SecretClient;
+  /** The same vault for listing (the scan): patient with throttling (TIMEOUTS.keyVaultList). */
+  lister: SecretClient;
 }
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -17,7 +19,10 @@ const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
  * vaults; anything not configured is refused here.
  */
 export class Vaults {
-  private readonly byName = new Map<string, { setting: VaultSetting; client?: SecretClient }>();
+  private readonly byName = new Map<
+    string,
+    { setting: VaultSetting; client?: SecretClient; lister?: SecretClient }
+  >();
 
   constructor(
     settings: readonly VaultSetting[],
@@ -55,11 +60,14 @@ export class Vaults {
     const entry = this.byName.get(name.toLowerCase());
     if (!entry) throw new PermanentError(`vault "${name}" is not configured in KEY_VAULT_URIS`);
     // The challenge's resource check fails for a localhost vault; real vaults keep it on.
-    entry.client ??= new SecretClient(entry.setting.url, this.credential, {
-      disableChallengeResourceVerification: LOCAL_HOSTS.has(new URL(entry.setting.url).hostname),
-      ...keyVaultClientOptions(),
-    });
-    return { name: entry.setting.name, url: entry.setting.url, client: entry.client };
+    const client = (limits: Parameters<typeof keyVaultClientOptions>[0]) =>
+      new SecretClient(entry.setting.url, this.credential, {
+        disableChallengeResourceVerification: LOCAL_HOSTS.has(new URL(entry.setting.url).hostname),
+        ...keyVaultClientOptions(limits),
+      });
+    entry.client ??= client(TIMEOUTS.keyVault);
+    entry.lister ??= client(TIMEOUTS.keyVaultList);
+    return { name: entry.setting.name, url: entry.setting.url, client: entry.client, lister: entry.lister };
   }
 }
 
@@ -73,11 +81,17 @@ export function keyVaultClientOptions(
     callMs: number;
     maxRetries: number;
     maxRetryDelayMs: number;
+    /** Throttling waited out beyond the SDK's retries (the scan's lister). */
+    throttledWaitMs?: number;
   } = TIMEOUTS.keyVault,
 ) {
-  const { requestMs, callMs, maxRetries, maxRetryDelayMs } = limits;
+  const { requestMs, callMs, maxRetries, maxRetryDelayMs, throttledWaitMs } = limits;
   return {
     retryOptions: { maxRetries, maxRetryDelayInMs: maxRetryDelayMs },
-    additionalPolicies: [...timeoutPolicies({ requestMs, callMs }), emptyErrorBodyPolicy('Key Vault')],
+    additionalPolicies: [
+      ...timeoutPolicies({ requestMs, callMs }),
+      ...(throttledWaitMs ? [throttledPatiencePolicy(throttledWaitMs)] : []),
+      emptyErrorBodyPolicy('Key Vault'),
+    ],
   };
 }

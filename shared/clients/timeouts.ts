@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   RestError,
   type PipelinePolicy,
@@ -16,6 +17,18 @@ import {
  */
 export const TIMEOUTS = {
   keyVault: { requestMs: 10_000, callMs: 20_000, maxRetries: 3, maxRetryDelayMs: 4_000 },
+  /**
+   * A scan's list pages: throttling (429 with Retry-After) is waited out page by page instead of
+   * failing the vault's scan, which would start it over from its first page. A scan holds no worker
+   * slot of the rotation queue, so it can afford the patience.
+   */
+  keyVaultList: {
+    requestMs: 10_000,
+    callMs: 60_000,
+    maxRetries: 3,
+    maxRetryDelayMs: 4_000,
+    throttledWaitMs: 45_000,
+  },
   graph: { connectMs: 5_000, requestMs: 15_000, callMs: 25_000 },
   databricks: { connectMs: 5_000, requestMs: 15_000, callMs: 25_000 },
   /** The service's own token requests (managed identity, Entra). */
@@ -90,6 +103,44 @@ export function emptyErrorBodyPolicy(service: string): { policy: PipelinePolicy;
           `${service} answered ${request.method} ${new URL(request.url).pathname} with ${response.status} and no body`,
           { statusCode: response.status, code: `HTTP${response.status}`, request, response },
         );
+      },
+    },
+  };
+}
+
+/**
+ * Waits out throttling beyond the SDK's own retries: a 429 that is still a 429 after them is sent
+ * again after its Retry-After (1 s if none), until `budgetMs` of waiting is spent; then the 429 is
+ * returned. Per call, inside the call deadline (which also ends a wait). Only 429: an unreachable
+ * service fails as fast as before.
+ */
+export function throttledPatiencePolicy(budgetMs: number): { policy: PipelinePolicy; position: 'perCall' } {
+  return {
+    position: 'perCall',
+    policy: {
+      name: 'throttledPatience',
+      sendRequest: async (request, next) => {
+        let waited = 0;
+        for (;;) {
+          let response: PipelineResponse | undefined;
+          let error: unknown;
+          try {
+            response = await next(request);
+          } catch (e) {
+            // A 429 without a body arrives as an error (emptyErrorBodyPolicy).
+            if (!(e instanceof RestError && e.statusCode === 429)) throw e;
+            error = e;
+          }
+          const answer = response ?? (error as RestError).response;
+          const header = Number(answer?.headers.get('retry-after'));
+          const wait = Number.isFinite(header) && header > 0 ? header * 1000 : 1000;
+          if ((response && response.status !== 429) || waited + wait > budgetMs) {
+            if (response) return response;
+            throw error;
+          }
+          await sleep(wait, undefined, { signal: request.abortSignal as AbortSignal | undefined });
+          waited += wait;
+        }
       },
     },
   };

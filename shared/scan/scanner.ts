@@ -110,7 +110,7 @@ export class Scanner {
     let next: Promise<IteratorResult<SecretProperties[]>> | undefined;
     try {
       const vault = this.options.vaults.get(name);
-      const pages = vault.client.listPropertiesOfSecrets().byPage({ maxPageSize: 25 });
+      const pages = vault.lister.listPropertiesOfSecrets().byPage({ maxPageSize: 25 });
       // The next page is requested before this one is assessed: the round trip, not the
       // assessment, is what a page costs, and a vault's pages can only be read one after another.
       next = pages.next();

@@ -162,3 +162,35 @@ test('an unreachable vault: retried alone while attempts remain, then reported f
   expect(other.work()).toHaveLength(3);
   expect(completed()[1]).toMatch(new RegExp(`vault=${tenant.vaultName} .*outcome=completed`));
 });
+
+test('a throttled vault is waited out page by page: the scan completes, no page is read twice', async () => {
+  const tenant = await seedTenant(azure());
+  addSecrets(tenant.vaultName, 60, () => ({}), 300);
+  const { vaults } = createEngine(tenant);
+  const scanner = new Scanner({
+    settings: tenant.settings,
+    vaults,
+    rotators: ROTATORS,
+    notices: { firstTime: async () => true },
+    now: () => new Date(azure().clock.now()),
+  });
+  const telemetry = createTelemetry(tenant.settings, undefined, () => undefined);
+  await scanner.scanVault(tenant.vaultName, recorder().out, { telemetry }); // warm: token, challenge
+  const { servers } = azure();
+  // More 429s in a row than the SDK retries (3): Key Vault throttling a burst.
+  servers.faults.add({
+    service: 'keyvault',
+    method: 'GET',
+    status: 429,
+    retryAfterSeconds: 1,
+    times: 6,
+    body: { error: { code: 'Throttled', message: 'Too many requests' } },
+  });
+  servers.counts.reset();
+  const summary = await scanner.scanVault(tenant.vaultName, recorder().out, { telemetry, retryable: true });
+  expect(summary.error).toBeUndefined();
+  expect(summary).toMatchObject({ scanned: 63, listPages: 3 });
+  const counts = servers.counts.snapshot();
+  // 3 pages answered, plus the 6 throttled answers: nothing started over.
+  expect(counts[`keyvault/${tenant.vaultName} GET /secrets`]).toBe(3 + 6);
+}, 30_000);
