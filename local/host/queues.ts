@@ -9,6 +9,13 @@ import type { BindingInfo, Registration } from './core';
 import type { HostSettings, TriggerHost } from './host';
 import { Waker } from './waker';
 
+/**
+ * The real host's Storage retries (Azure.Storage's .NET defaults: 3 retries from 0.8 s, exponential),
+ * not the JavaScript SDK's 4 s, 8 s, 16 s: a burst of 503s on polling stalls the listener as briefly
+ * as it would in Azure.
+ */
+const HOST_RETRY = { retryOptions: { maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 60_000 } };
+
 export interface QueueListener {
   registration: Registration;
   queueName: string;
@@ -61,12 +68,13 @@ export class QueueTriggers {
       (this.host.env[`${connection}__accountName`]
         ? `https://${this.host.env[`${connection}__accountName`]}.queue.core.windows.net`
         : undefined);
-    if (setting) service = QueueServiceClient.fromConnectionString(setting);
+    if (setting) service = QueueServiceClient.fromConnectionString(setting, HOST_RETRY);
     else if (uri)
       // Identity-based connection, as in Azure: the managed identity (or the developer's az login).
       service = new QueueServiceClient(
         uri,
         new DefaultAzureCredential({ managedIdentityClientId: this.host.env[`${connection}__clientId`] }),
+        HOST_RETRY,
       );
     else
       throw new Error(
