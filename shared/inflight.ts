@@ -29,14 +29,14 @@ export class InFlight {
    * The items that were not in flight, now claimed; forced and dry-run work is never held back.
    * `owner`: the scan request's message id. A retry of the same request (its instance died, or a page
    * failed, after claiming and before sending) takes its own claims back instead of skipping them.
+   * A claim Storage fails to record admits the work: a duplicate message is harmless (the worker finds
+   * it done), a rotation held back until the next scan is not.
    */
   async admit(items: readonly WorkItem[], owner?: string): Promise<WorkItem[]> {
+    const claim = (item: WorkItem) =>
+      this.records.claim(InFlight.key(item), this.staleMs, owner).catch(() => true);
     const admitted = await Promise.all(
-      items.map(async (item) =>
-        item.force || item.dryRun || (await this.records.claim(InFlight.key(item), this.staleMs, owner))
-          ? item
-          : undefined,
-      ),
+      items.map(async (item) => (item.force || item.dryRun || (await claim(item)) ? item : undefined)),
     );
     return admitted.filter((i): i is WorkItem => i !== undefined);
   }

@@ -33,9 +33,6 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const { values } = parseArgs({
   options: {
     profile: { type: 'string', default: 'full' },
-    // Orphans are still printed as problems; with this flag they do not fail the run. CI passes it
-    // while lost-answer SP secrets on shared principals cannot yet be proven ours (docs: issue 14).
-    'tolerate-orphans': { type: 'boolean', default: false },
   },
 });
 const profileName = values.profile as keyof typeof PROFILES;
@@ -401,8 +398,7 @@ async function main(): Promise<number> {
       ? `\n✗ ${problems.length} problems`
       : '\n✓ no credential lost, no orphan, no duplicate, grace held, every rotation announced once',
   );
-  const failing = values['tolerate-orphans'] ? problems.length - verdict.orphans.length : problems.length;
-  return failing ? 1 : 0;
+  return problems.length ? 1 : 0;
 }
 
 main().then(

@@ -107,6 +107,14 @@ export class Scanner {
     let sending: Promise<unknown> = Promise.resolve();
     // Claimed and not yet sent: released if the scan fails, so the next scan plans them again.
     const unsent = new Set<WorkItem>();
+    // The scan's own records (late announcements, failure and notice records) failing in Storage do
+    // not fail the scan: that secret's notice waits for the next scan.
+    let recordFailures = 0;
+    const record = <T>(p: Promise<T> | undefined, fallback: T): Promise<T | undefined> =>
+      (p ?? Promise.resolve(undefined)).catch(() => {
+        recordFailures++;
+        return fallback;
+      });
     let next: Promise<IteratorResult<SecretProperties[]>> | undefined;
     try {
       const vault = this.options.vaults.get(name);
@@ -131,7 +139,7 @@ export class Scanner {
             : a.work;
           for (const item of admitted) unsent.add(item);
           work.push(...admitted);
-          const late = await this.options.announcements?.missed(vault.name, props, now);
+          const late = await record(this.options.announcements?.missed(vault.name, props, now), undefined);
           if (late) notices.push(late);
           if (a.findings) {
             telemetry.event(EVENTS.SecretPolicyInvalid, {
@@ -144,8 +152,8 @@ export class Scanner {
           if (
             a.notice &&
             (!a.notice.afterFailure ||
-              (await this.options.failures?.hasFailed(vault.name, a.name)) !== false) &&
-            (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))
+              (await record(this.options.failures?.hasFailed(vault.name, a.name), false)) !== false) &&
+            (await record(this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`), false))
           ) {
             notices.push(
               notification(
@@ -182,6 +190,10 @@ export class Scanner {
       // One unreachable or throttled-out vault must not stop the others; the event says why.
       telemetry.log('error', `scan of vault ${name} failed`, { vault: name, error: summary.error });
     }
+    if (recordFailures)
+      telemetry.log('warn', `scan of vault ${name}: ${recordFailures} record reads or writes failed`, {
+        vault: name,
+      });
     summary.durationMs = Date.now() - started;
     telemetry.event(EVENTS.ScanCompleted, {
       ...summary,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { BlobNotices } from '../../../shared/clients/notices';
+import { InFlight } from '../../../shared/inflight';
 import { ROTATORS } from '../../../shared/rotators';
 import { TransientError } from '../../../shared/errors';
 import type { Notification } from '../../../shared/notifications/notification';
@@ -194,3 +195,34 @@ test('a throttled vault is waited out page by page: the scan completes, no page 
   // 3 pages answered, plus the 6 throttled answers: nothing started over.
   expect(counts[`keyvault/${tenant.vaultName} GET /secrets`]).toBe(3 + 6);
 }, 30_000);
+
+test("the scan's own records failing in Storage do not fail it: the work is planned, the notice waits", async () => {
+  const tenant = await seedTenant(azure(), { expiresInDays: 10 });
+  const { vaults } = createEngine(tenant);
+  const storageDown = async (): Promise<never> => {
+    throw Object.assign(new Error('Injected fault'), { statusCode: 500 });
+  };
+  const scanner = new Scanner({
+    settings: tenant.settings,
+    vaults,
+    rotators: ROTATORS,
+    notices: { firstTime: storageDown },
+    inflight: new InFlight({
+      create: storageDown,
+      writtenAt: storageDown,
+      claim: storageDown,
+      delete: storageDown,
+    }),
+    now: () => new Date(azure().clock.now()),
+  });
+  const lines: string[] = [];
+  const telemetry = createTelemetry(tenant.settings, undefined, (_l, line) => lines.push(line));
+  const r = recorder();
+  const summary = await scanner.scanVault(tenant.vaultName, r.out, { telemetry, retryable: true });
+  expect(summary.error).toBeUndefined();
+  // A claim that cannot be recorded admits the work (a duplicate is harmless, a skip is not).
+  expect(r.work().map((w) => w.op)).toEqual(['rotate', 'rotate', 'rotate']);
+  // The "expiring" notices could not be recorded as sent: they wait for a scan that can.
+  expect(r.notifications()).toEqual([]);
+  expect(lines.some((l) => /3 record reads or writes failed/.test(l))).toBe(true);
+});
