@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { SecretProperties } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import type { Vaults } from '../clients/keyvault';
@@ -111,42 +112,12 @@ export class Scanner {
         next = pages.next();
         // Settled in the catch below if this page fails; never left rejecting unobserved.
         next.catch(() => undefined);
-        const page = current.value;
+        // Node's HTTP client writes a request from a nextTick, and nextTicks wait until the microtask
+        // queue is empty, which this page's assessment (awaits of settled promises) would not leave
+        // before its end. One macrotask turn lets the next page's request leave first.
+        await setImmediate();
         summary.listPages++;
-        const work: WorkItem[] = [];
-        const notices: Notification[] = [];
-        for (const props of page) {
-          const a = assess(vault.name, props, this.options.settings, this.options.rotators, now);
-          this.count(summary, a);
-          // Work already in flight (queued or running) is not enqueued again.
-          work.push(...(this.options.inflight ? await this.options.inflight.admit(a.work) : a.work));
-          const late = await this.options.announcements?.missed(vault.name, props, now);
-          if (late) notices.push(late);
-          if (a.findings) {
-            telemetry.event(EVENTS.SecretPolicyInvalid, {
-              vault: vault.name,
-              secret: a.name,
-              kind: a.kind,
-              reason: a.findings.map((f) => `${f.tag}: ${f.reason}`).join('; '),
-            });
-          }
-          if (
-            a.notice &&
-            (!a.notice.afterFailure ||
-              (await this.options.failures?.hasFailed(vault.name, a.name)) !== false) &&
-            (await this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`))
-          ) {
-            notices.push(
-              notification(
-                a.notice.kind,
-                { vault: vault.name, secret: a.name, recipients: a.recipients },
-                { kind: a.kind ?? null, optedIn: a.optedIn, ...a.notice.details },
-                now,
-              ),
-            );
-            this.noticeEvent(telemetry, vault.name, a);
-          }
-        }
+        const { work, notices } = await this.planPage(vault.name, current.value, now, summary, telemetry);
         await sending;
         sending = Promise.all([out.work(work), out.notices(notices)]);
         summary.enqueued += work.length;
@@ -175,6 +146,66 @@ export class Scanner {
       outcome: summary.error ? 'failed' : 'completed',
     });
     return summary;
+  }
+
+  /**
+   * One list page's work and notices. The assessment is synchronous; what is left are the records
+   * (in flight, announced, failed, noticed), a storage round trip each, so a page's run at once
+   * rather than one secret after another. Order is kept: work and notices follow the page.
+   */
+  private async planPage(
+    vault: string,
+    page: readonly SecretProperties[],
+    now: Date,
+    summary: VaultSummary,
+    telemetry: Telemetry,
+  ): Promise<{ work: WorkItem[]; notices: Notification[] }> {
+    const { inflight, announcements } = this.options;
+    const assessed = page.map((props) => {
+      const a = assess(vault, props, this.options.settings, this.options.rotators, now);
+      this.count(summary, a);
+      if (a.findings) {
+        telemetry.event(EVENTS.SecretPolicyInvalid, {
+          vault,
+          secret: a.name,
+          kind: a.kind,
+          reason: a.findings.map((f) => `${f.tag}: ${f.reason}`).join('; '),
+        });
+      }
+      return { props, a };
+    });
+    const planned = assessed.flatMap(({ a }) => a.work);
+    const [work, perSecret] = await Promise.all([
+      // Work already in flight (queued or running) is not enqueued again.
+      inflight && planned.length > 0 ? inflight.admit(planned) : planned,
+      Promise.all(
+        assessed.map(async ({ props, a }) => [
+          await announcements?.missed(vault, props, now),
+          await this.firstNotice(vault, a, now, telemetry),
+        ]),
+      ),
+    ]);
+    return { work, notices: perSecret.flat().filter((n): n is Notification => n !== undefined) };
+  }
+
+  /** The assessment's notice, if it is due and was not sent before for this version and threshold. */
+  private async firstNotice(
+    vault: string,
+    a: Assessment,
+    now: Date,
+    telemetry: Telemetry,
+  ): Promise<Notification | undefined> {
+    if (!a.notice) return undefined;
+    if (a.notice.afterFailure && (await this.options.failures?.hasFailed(vault, a.name)) === false)
+      return undefined;
+    if (!(await this.options.notices.firstTime(`${vault}/${a.name}/${a.notice.key}`))) return undefined;
+    this.noticeEvent(telemetry, vault, a);
+    return notification(
+      a.notice.kind,
+      { vault, secret: a.name, recipients: a.recipients },
+      { kind: a.kind ?? null, optedIn: a.optedIn, ...a.notice.details },
+      now,
+    );
   }
 
   private noticeEvent(telemetry: Telemetry, vault: string, a: Assessment): void {
