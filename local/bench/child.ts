@@ -17,6 +17,11 @@ export interface ChildRequest {
   sampleMemory?: boolean;
   /** Profile the run under this name (.local/{name}.cpuprofile). */
   profile?: string;
+  /**
+   * `scan` only: scan every vault once before `ready`, untimed, so the timed scan runs on compiled
+   * code, as in a worker that has run scans before (the first one compiles the scanner and the SDK).
+   */
+  warm?: boolean;
 }
 
 export interface ChildResult {
@@ -91,13 +96,15 @@ export interface WorkersResult extends Omit<ChildResult, 'profile'> {
 /**
  * The vaults in KEY_VAULT_URIS dealt round-robin to `workers` processes, as the fan-out's scan
  * messages are spread over instances; each scans its share. They warm up, then all start at once
- * (after `beforeStart`, e.g. to reset the request counts).
+ * (after `beforeStart`, e.g. to reset the request counts). `around` wraps the run from the start to
+ * the last answer (e.g. the emulator's profile of that window only).
  */
 export async function runScanWorkers(
   env: BenchEnv,
   request: ChildRequest,
   workers = 1,
   beforeStart: () => void = () => undefined,
+  around: (run: () => Promise<ChildResult[]>) => Promise<ChildResult[]> = (run) => run(),
 ): Promise<WorkersResult> {
   const entries = request.settings.KEY_VAULT_URIS?.split(',') ?? [];
   const shares = Array.from({ length: Math.min(workers, entries.length) }, (_, w) =>
@@ -116,8 +123,10 @@ export async function runScanWorkers(
   await Promise.all(started.map((w) => w.ready));
   beforeStart();
   const cpu = process.cpuUsage();
-  for (const w of started) if (w.child.connected) w.child.send('go');
-  const results = await Promise.all(started.map((w) => w.answer));
+  const results = await around(() => {
+    for (const w of started) if (w.child.connected) w.child.send('go');
+    return Promise.all(started.map((w) => w.answer));
+  });
   const used = process.cpuUsage(cpu);
   const wallMs = Math.max(...results.map((r) => r.ms));
   const sum = (f: (r: ChildResult) => number) => results.reduce((s, r) => s + f(r), 0);

@@ -1,9 +1,10 @@
 /**
- * `npm run bench` (= `node local/with-local-ca.mjs tsx local/bench/index.ts [--quick]`): a benchmark,
+ * `npm run bench` (= `node local/with-local-ca.mjs tsx local/bench/index.ts [--quick] [--only …]`): a benchmark,
  * not a test. Everything runs on loopback against local Azure (in this process) and Azurite; every
  * figure is compared with a baseline measured in the same run, and nothing fails on a threshold.
  * Prints a table and writes `.local/bench-results.json` (git-ignored). `--quick` runs small sizes,
- * to check that the bench works; its numbers are not the bench's.
+ * to check that the bench works; its numbers are not the bench's. `--only scan,tenant` runs only the
+ * parts named (PARTS), e.g. the scan alone while working on it.
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -11,11 +12,12 @@ import { startBenchEnv, type BenchEnv } from './fixtures';
 import { benchColdStart, type ColdStartRun } from './coldstart';
 import { benchMemory, type MemoryRun } from './memory';
 import { printProfile } from './profile';
-import { mb, ratio, table, writeResults, type Row } from './report';
+import { ratio, table, writeResults } from './report';
 import { redactRows } from './redact';
 import { benchRotations, hostConcurrency, type RotationRun } from './rotate';
 import { benchScan, type ScanRun } from './scan';
 import { benchTenant, type TenantRun } from './tenant';
+import { coldStartRows, memoryRows, rotationRows, scanRows, tenantRows } from './rows';
 
 const FULL = {
   scan: [
@@ -49,174 +51,26 @@ const QUICK = {
 /** The whole bench is bounded: past this it stops and exits non-zero. */
 const DEADLINE_MS = 15 * 60_000;
 
-function scanRows(run: ScanRun): Row[] {
-  const n = run.perVault.length;
-  return [
-    {
-      metric: `scan ${run.secrets} secrets / ${n} vaults: wall time (scanner vs latency floor)`,
-      value: run.scanner.ms,
-      baseline: run.floorMs,
-      unit: 'ms',
-      note: `floor = ${Math.max(...run.perVault.map((v) => Math.ceil(v / 25)))} pages per vault × ${run.latencyMs} ms, vaults in parallel; scanner CPU ${run.scanner.cpuMs} ms`,
-    },
-    {
-      metric: `scan ${run.secrets} secrets / ${n} vaults: wall time (scanner vs list+GET each)`,
-      value: run.scanner.ms,
-      baseline: run.naive.ms,
-      unit: 'ms',
-      note: `${run.latencyMs} ms injected per Key Vault request; plan ${run.planMatchesSeed ? 'matches' : 'DIFFERS FROM'} seed (${run.scanner.due} due)`,
-    },
-    {
-      metric: `scan ${run.secrets}: list requests counted vs Σ ceil(n/25)`,
-      value: run.listRequests,
-      baseline: run.expectedListRequests,
-      unit: '',
-      note: run.listRequestsMatch ? 'match' : 'MISMATCH',
-    },
-    {
-      metric: `scan ${run.secrets}: all Key Vault requests (scanner vs list+GET each)`,
-      value: run.scanner.keyVaultRequests,
-      baseline: run.naive.keyVaultRequests,
-      unit: '',
-      note: `naive: ${run.naive.listRequests} list + ${run.naive.getRequests} GET`,
-    },
-  ];
-}
+/** The parts `--only` chooses from, in the order they run. */
+const PARTS = ['scan', 'memory', 'rotations', 'redact', 'tenant', 'coldstart'] as const;
+type Part = (typeof PARTS)[number];
 
-function memoryRows(small: MemoryRun, large: MemoryRun): Row[] {
-  const label = `scan ${large.secrets} vs ${small.secrets} secrets (child process)`;
-  return [
-    {
-      metric: `${label}: peak RSS (sampled)`,
-      value: mb(large.peakRss),
-      baseline: mb(small.peakRss),
-      unit: 'MB',
-      digits: 1,
-    },
-    {
-      metric: `${label}: maxRSS (resourceUsage)`,
-      value: mb(large.maxRss),
-      baseline: mb(small.maxRss),
-      unit: 'MB',
-      digits: 1,
-    },
-    {
-      metric: `${label}: peak heap used`,
-      value: mb(large.peakHeapUsed),
-      baseline: mb(small.peakHeapUsed),
-      unit: 'MB',
-      digits: 1,
-      note: 'includes garbage not yet collected',
-    },
-    {
-      metric: `${label}: heap retained after scan + full GC`,
-      value: mb(large.retainedHeap),
-      baseline: mb(small.retainedHeap),
-      unit: 'MB',
-      digits: 1,
-      note: `no latency; ${large.workItems} vs ${small.workItems} work items planned and dropped as sent; large scan ${(large.ms / 1000).toFixed(0)} s`,
-    },
-  ];
-}
-
-function rotationRows(run: RotationRun): Row[] {
-  const { concurrent: c, sequential: s } = run;
-  return [
-    {
-      metric: `rotations/s, ${run.secrets} due ${run.kind} (host concurrency vs one at a time)`,
-      value: c.perSecond,
-      baseline: s.perSecond,
-      unit: '/s',
-      digits: 1,
-      note: `rotated ${c.rotatedInVault}/${run.secrets} vs ${s.rotatedInVault}/${run.secrets}; CPU ${c.cpuMsPerRotation} vs ${s.cpuMsPerRotation} ms/rotation`,
-    },
-  ];
-}
-
-function tenantRows(t: TenantRun, small: MemoryRun): Row[] {
-  const label = `tenant ${t.vaults} vaults × ${t.secretsPerVault} secrets`;
-  const rss = t.fanOut.workers.map((w) => mb(w.maxRss));
-  const r = t.rotation;
-  return [
-    {
-      metric: `${label}: list requests counted vs Σ ceil(n/25)`,
-      value: t.listRequests,
-      baseline: t.expectedListRequests,
-      unit: '',
-      note: t.listRequests === t.expectedListRequests ? 'match' : 'MISMATCH',
-    },
-    {
-      metric: `${label}: fan-out wall time vs one vault at a time`,
-      value: t.fanOut.ms,
-      baseline: t.oneAtATime.scaledMs,
-      unit: 'ms',
-      note: `${t.workers} workers × ${t.concurrencyPerWorker} at once; baseline ${t.oneAtATime.sampleMs} ms for ${t.oneAtATime.sampleVaults} vaults, scaled; ${t.latencyMs} ms latency, documented limits (429s: ${t.throttled.vault} vault, ${t.throttled.subscription} subscription)`,
-    },
-    {
-      metric: `${label}: fan-out wall time vs latency floor`,
-      value: t.fanOut.ms,
-      baseline: t.floorMs,
-      unit: 'ms',
-      note: `floor = ⌈vaults / slots⌉ × pages per vault × latency; CPU: workers ${t.fanOut.workers.map((w) => w.cpuMs).join(' + ')} ms, emulator ${t.fanOut.emulatorCpuMs} ms`,
-    },
-    {
-      metric: `${label}: peak RSS per worker (maxRSS) vs a worker scanning ${small.secrets} secrets`,
-      value: Math.max(...rss),
-      baseline: mb(small.maxRss),
-      unit: 'MB',
-      digits: 1,
-      note: `workers: ${rss.join(', ')} MB; planned ${t.fanOut.planned} operations (${t.due} seeded due); emulator ${t.bytesPerSecret} B per seeded secret`,
-    },
-    {
-      metric: `${label}: rotation queue throughput during the scan vs alone`,
-      value: r.duringScan.perSecond,
-      baseline: r.alone.perSecond,
-      unit: '/s',
-      digits: 1,
-      note: `rotated ${r.duringScan.rotated}/${r.duringScan.items} vs ${r.alone.rotated}/${r.alone.items}, failed ${r.duringScan.failed} + ${r.alone.failed}; same vaults' Key Vault limits`,
-    },
-  ];
-}
-
-function coldStartRows(run: ColdStartRun): Row[] {
-  const h = run.host;
-  return [
-    {
-      metric: 'cold start: import dist/main.js (bundle) vs the same dependencies unbundled',
-      value: run.bundleImportMs,
-      baseline: run.unbundledImportMs,
-      unit: 'ms',
-      digits: 0,
-      note: `median of ${run.rounds} fresh processes each, interleaved`,
-    },
-    {
-      metric: 'cold start: import dist/main.js vs @azure/functions alone (the host injects into it)',
-      value: run.bundleImportMs,
-      baseline: run.functionsLibraryImportMs,
-      unit: 'ms',
-      digits: 0,
-      note: 'the rest is reading and compiling the bundle; its SDKs are evaluated on the first invocation',
-    },
-    {
-      metric: 'cold start: local host, process start → first invocation response vs → host ready',
-      value: h.firstResponseMs,
-      baseline: h.hostReadyMs,
-      unit: 'ms',
-      note: 'Event Grid event for a vault secret; the host process runs under tsx',
-    },
-    {
-      metric: 'cold start: first invocation vs the same invocation warm',
-      value: h.firstInvocationMs,
-      baseline: h.warmInvocationMs,
-      unit: 'ms',
-      note: `responses ${h.statuses.join(', ')}; the first loads the runtime and SDKs and gets a token`,
-    },
-  ];
+/** `--only scan,tenant` (or `--only=scan`): those parts; by default every part. */
+function selectedParts(argv: readonly string[]): ReadonlySet<Part> {
+  const at = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (at < 0) return new Set(PARTS);
+  const arg = argv[at] as string;
+  const names = (arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : (argv[at + 1] ?? '')).split(',');
+  const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0)
+    throw new Error(`--only takes a comma-separated list of ${PARTS.join(', ')}; got "${names.join(',')}"`);
+  return new Set(names as Part[]);
 }
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const plan = quick ? QUICK : FULL;
+  const parts = selectedParts(process.argv);
   const started = performance.now();
   const loadAtStart = os.loadavg().map((l) => Number(l.toFixed(2)));
   const deadline = setTimeout(() => {
@@ -233,37 +87,56 @@ async function main(): Promise<void> {
     step('starting local Azure and Azurite');
     env = await startBenchEnv();
     const scans: ScanRun[] = [];
-    for (const [i, { total, label }] of plan.scan.entries()) {
-      step(`scan of ${total} secrets, scanner then list+GET each`);
-      // The largest scan is run once more under the CPU profiler (not timed).
-      scans.push(
-        await benchScan(env, total, label, plan.scanLatencyMs, { profile: i === plan.scan.length - 1 }),
-      );
+    if (parts.has('scan')) {
+      for (const [i, { total, label }] of plan.scan.entries()) {
+        step(`scan of ${total} secrets, scanner then list+GET each`);
+        // The largest scan is run once more under the CPU profiler (not timed).
+        scans.push(
+          await benchScan(env, total, label, plan.scanLatencyMs, { profile: i === plan.scan.length - 1 }),
+        );
+      }
     }
-    step(`memory: scan of ${plan.memory.small.total} secrets in a child process`);
-    const small = await benchMemory(env, plan.memory.small.total, plan.memory.small.label);
-    step(`memory: scan of ${plan.memory.large.total} secrets in a child process`);
-    const large = await benchMemory(env, plan.memory.large.total, plan.memory.large.label);
-    step(`rotations: ${plan.rotations} one at a time and ${plan.rotations} concurrently, interleaved`);
-    const rotations = await benchRotations(env, plan.rotations, concurrency);
-    step(
-      `tenant: ${plan.tenant.vaults} vaults × ${plan.tenant.secretsPerVault} secrets, fan-out scan with rotations`,
-    );
-    const tenant = await benchTenant(env, plan.tenant);
-    step('cold start: imports in fresh processes, then the local host in a fresh process');
-    const coldStart = await benchColdStart(env);
+    let small: MemoryRun | undefined;
+    let large: MemoryRun | undefined;
+    // The tenant's per-worker RSS is compared with the small memory scan's.
+    if (parts.has('memory') || parts.has('tenant')) {
+      step(`memory: scan of ${plan.memory.small.total} secrets in a child process`);
+      small = await benchMemory(env, plan.memory.small.total, plan.memory.small.label);
+    }
+    if (parts.has('memory')) {
+      step(`memory: scan of ${plan.memory.large.total} secrets in a child process`);
+      large = await benchMemory(env, plan.memory.large.total, plan.memory.large.label);
+    }
+    let rotations: RotationRun | undefined;
+    if (parts.has('rotations')) {
+      step(`rotations: ${plan.rotations} one at a time and ${plan.rotations} concurrently, interleaved`);
+      rotations = await benchRotations(env, plan.rotations, concurrency);
+    }
+    let tenant: TenantRun | undefined;
+    if (parts.has('tenant')) {
+      step(
+        `tenant: ${plan.tenant.vaults} vaults × ${plan.tenant.secretsPerVault} secrets, fan-out scan with rotations`,
+      );
+      tenant = await benchTenant(env, plan.tenant);
+    }
+    let coldStart: ColdStartRun | undefined;
+    if (parts.has('coldstart')) {
+      step('cold start: imports in fresh processes, then the local host in a fresh process');
+      coldStart = await benchColdStart(env);
+    }
 
     const rows = [
       ...scans.flatMap(scanRows),
-      ...memoryRows(small, large),
-      ...rotationRows(rotations),
-      ...redactRows(),
-      ...tenantRows(tenant, small),
-      ...coldStartRows(coldStart),
+      ...(small && large ? memoryRows(small, large) : []),
+      ...(rotations ? rotationRows(rotations) : []),
+      ...(parts.has('redact') ? redactRows() : []),
+      ...(tenant && small ? tenantRows(tenant, small) : []),
+      ...(coldStart ? coldStartRows(coldStart) : []),
     ];
     const wallMs = Math.round(performance.now() - started);
     const results = {
       quick,
+      parts: [...parts],
       finishedAt: new Date().toISOString(),
       wallMs,
       machine: {
@@ -275,13 +148,13 @@ async function main(): Promise<void> {
         loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))),
       },
       scan: scans,
-      memory: {
+      memory: small && {
         small,
         large,
-        peakRssRatio: ratio(large.peakRss, small.peakRss),
-        maxRssRatio: ratio(large.maxRss, small.maxRss),
+        peakRssRatio: large && ratio(large.peakRss, small.peakRss),
+        maxRssRatio: large && ratio(large.maxRss, small.maxRss),
       },
-      rotations: {
+      rotations: rotations && {
         ...rotations,
         ratio: ratio(rotations.concurrent.perSecond, rotations.sequential.perSecond),
       },
@@ -292,13 +165,19 @@ async function main(): Promise<void> {
     const file = writeResults(results);
     console.log(`\n${JSON.stringify(results, null, 2)}\n`);
     console.log(table(rows));
-    console.log(`\nratio = value ÷ baseline. Rotation driver: ${rotations.driver};`);
-    console.log(
-      `  at once: ${rotations.concurrent.concurrency}; baseline: ${rotations.sequential.concurrency}.`,
-    );
-    for (const note of rotations.driverNotes) console.log(`  (${note})`);
-    for (const run of scans)
-      if (run.profile) printProfile(`scanner, ${run.secrets} secrets / ${run.vaults} vaults`, run.profile);
+    console.log('\nratio = value ÷ baseline.');
+    if (rotations) {
+      console.log(`Rotation driver: ${rotations.driver};`);
+      console.log(
+        `  at once: ${rotations.concurrent.concurrency}; baseline: ${rotations.sequential.concurrency}.`,
+      );
+      for (const note of rotations.driverNotes) console.log(`  (${note})`);
+    }
+    for (const run of scans) {
+      const title = `${run.secrets} secrets / ${run.vaults} vaults`;
+      if (run.profile) printProfile(`scan worker, ${title}`, run.profile);
+      if (run.emulatorProfile) printProfile(`Key Vault emulator, ${title}`, run.emulatorProfile);
+    }
     console.log(`Whole bench: ${(wallMs / 1000).toFixed(1)} s. Results: ${file}`);
   } finally {
     await env?.stop();

@@ -3,7 +3,8 @@
  * memory nor its CPU is the emulator's (which stays in the parent and holds every seeded secret).
  * Started by child.ts with `--import tsx --expose-gc`; reaches the emulator in the parent over HTTPS
  * (NODE_EXTRA_CA_CERTS comes from with-local-ca). Protocol over IPC: the child warms up (one request
- * per vault: the SDK's challenge and the token), says `ready`, waits for `go`, scans, answers.
+ * per vault: the SDK's challenge and the token; with `warm`, a whole scan), says `ready`, waits for
+ * `go`, scans, answers.
  */
 import { performance } from 'node:perf_hooks';
 import { ManagedIdentityCredential } from '@azure/identity';
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
       if (request.mode === 'scan') await client.listPropertiesOfSecrets().byPage().next();
     }),
   );
+  const scan = () => scanAll(settings, vaults, { concurrency: settings.SCAN_CONCURRENCY, keep: false });
+  if (request.warm && request.mode === 'scan') await scan();
   await new Promise<void>((resolve) => {
     process.once('message', () => resolve());
     process.send?.('ready');
@@ -65,7 +68,7 @@ async function main(): Promise<void> {
     request.mode === 'naive'
       ? (await naiveScan(vaults), undefined)
       : // The work is counted, not kept: the fan-out's vault scans send it to the queue page by page.
-        scanAll(settings, vaults, { concurrency: settings.SCAN_CONCURRENCY, keep: false });
+        scan();
   const profiled = request.profile ? await profile(request.profile, run) : undefined;
   const result = profiled ? profiled.result : await run();
   const ms = performance.now() - started;

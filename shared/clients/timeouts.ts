@@ -64,9 +64,26 @@ export function timeoutPolicies(limits: { requestMs: number; callMs: number }): 
       position: 'perCall',
       policy: {
         name: 'callDeadline',
-        sendRequest: (request, next) => {
-          request.abortSignal = deadline(limits.callMs, request.abortSignal as AbortSignal | undefined);
-          return next(request);
+        sendRequest: async (request, next) => {
+          // A timer per call, cleared when the call ends (these clients never stream a body, so the
+          // response is whole by then). AbortSignal.timeout would stay armed, with the signals it
+          // is combined with, for callMs after every call: 40k of them in the tenant bench's scan.
+          const outer = request.abortSignal as AbortSignal | undefined;
+          const controller = new AbortController();
+          const timer = setTimeout(
+            () => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')),
+            limits.callMs,
+          ).unref();
+          const onAbort = () => controller.abort(outer?.reason);
+          if (outer?.aborted) onAbort();
+          else outer?.addEventListener('abort', onAbort, { once: true });
+          request.abortSignal = controller.signal;
+          try {
+            return await next(request);
+          } finally {
+            clearTimeout(timer);
+            outer?.removeEventListener('abort', onAbort);
+          }
         },
       },
     },

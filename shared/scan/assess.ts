@@ -47,6 +47,27 @@ function bucketOf(exp: Date | undefined, now: Date): ExpiryBucket {
   return 'later';
 }
 
+/** The expired or expiring notice for a bucket; none when expiry is far or absent. */
+function noticeOfExpiry(
+  bucket: ExpiryBucket,
+  exp: Date | undefined,
+  version: string,
+  reason: string,
+): Notice | undefined {
+  if (bucket === 'expired')
+    return {
+      kind: 'expired',
+      key: `${version}-expired`,
+      details: { expiredOn: exp?.toISOString() ?? null, reason },
+    };
+  if (bucket === 'later' || bucket === 'none') return undefined;
+  return {
+    kind: 'expiring',
+    key: `${version}-${bucket}`,
+    details: { expiresOn: exp?.toISOString() ?? null, within: bucket, reason },
+  };
+}
+
 /**
  * What the scan makes of one secret, from its list-page properties alone (tags and expiry, never
  * the value): the work to enqueue and the notice to send, if any. Pure, so it is cheap per secret.
@@ -68,28 +89,13 @@ export function assess(
     recipients: [] as string[],
   };
   const version = props.version ?? 'unknown';
-  const expiryNotice = (reason: string): Notice | undefined => {
-    if (bucket === 'expired')
-      return {
-        kind: 'expired',
-        key: `${version}-expired`,
-        details: { expiredOn: exp?.toISOString() ?? null, reason },
-      };
-    if (bucket === 'later' || bucket === 'none') return undefined;
-    return {
-      kind: 'expiring',
-      key: `${version}-${bucket}`,
-      details: { expiresOn: exp?.toISOString() ?? null, within: bucket, reason },
-    };
-  };
-
   const policy = readPolicy(props.tags, settings, rotators);
   if (policy.status === 'not-opted-in') {
     return {
       ...base,
       optedIn: false,
       state: 'notOptedIn',
-      notice: expiryNotice(`not opted in to rotation (no ${TAGS.kind} tag)`),
+      notice: noticeOfExpiry(bucket, exp, version, `not opted in to rotation (no ${TAGS.kind} tag)`),
     };
   }
   if (policy.status === 'invalid') {
@@ -100,7 +106,7 @@ export function assess(
       state: 'blocked',
       kind: policy.kind,
       findings: policy.findings,
-      notice: expiryNotice(`cannot rotate: ${reason}`) ?? {
+      notice: noticeOfExpiry(bucket, exp, version, `cannot rotate: ${reason}`) ?? {
         kind: 'rotation-failed',
         key: `${version}-invalid`,
         details: { step: 'policy', reason },
@@ -124,18 +130,22 @@ export function assess(
     };
     return assessment;
   }
-  const item = (op: WorkItem['op'], reason: string): WorkItem => ({ vault, secret: props.name, op, reason });
   const dueAt = exp ? exp.getTime() - p.windowDays * DAY_MS : undefined;
   if (dueAt === undefined || dueAt <= now.getTime())
-    assessment.work.push(item('rotate', bucket === 'expired' ? 'expired' : 'due'));
+    assessment.work.push({
+      vault,
+      secret: props.name,
+      op: 'rotate',
+      reason: bucket === 'expired' ? 'expired' : 'due',
+    });
   if (p.state.previousCredentialId && (!p.state.revokePreviousAfter || p.state.revokePreviousAfter <= now)) {
-    assessment.work.push(item('revoke-previous', 'grace-period-over'));
+    assessment.work.push({ vault, secret: props.name, op: 'revoke-previous', reason: 'grace-period-over' });
   }
   if (
     p.state.rotationStarted &&
     now.getTime() - p.state.rotationStarted.at.getTime() > INTERRUPTED_AFTER_MS
   ) {
-    assessment.work.push(item('reconcile', 'interrupted-rotation'));
+    assessment.work.push({ vault, secret: props.name, op: 'reconcile', reason: 'interrupted-rotation' });
   }
   // An opted-in secret should have rotated when its window opened; still expiring below the
   // window means rotation keeps failing, which owners must hear about.
@@ -146,7 +156,7 @@ export function assess(
     Number.parseInt(bucket, 10) < p.windowDays;
   if (bucket === 'expired' || withinWindow) {
     // Only once a rotation has failed: not in the tick that enqueues it.
-    const notice = expiryNotice('rotation has not succeeded yet');
+    const notice = noticeOfExpiry(bucket, exp, version, 'rotation has not succeeded yet');
     assessment.notice = notice && { ...notice, afterFailure: true };
   }
   if (bucket === 'expired') assessment.state = 'expired';

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { SecretProperties } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import type { Vaults } from '../clients/keyvault';
@@ -71,6 +72,14 @@ export interface ScanVaultOptions {
   requestId?: string;
 }
 
+/** What a page's planning needs of its scan: telemetry, the request id, the record fallback. */
+interface PageContext {
+  telemetry: Telemetry;
+  requestId?: string;
+  /** A record read or write that may fail in Storage: counted, and `fallback` instead. */
+  record: <T>(p: Promise<T> | undefined, fallback: T) => Promise<T | undefined>;
+}
+
 /**
  * Plans one vault: streams its list pages (25 secrets each, tags and expiry only, never a value, no
  * per-secret GET) and hands each page's work and notices to the output while the next page is
@@ -126,46 +135,17 @@ export class Scanner {
         next = pages.next();
         // Settled in the catch below if this page fails; never left rejecting unobserved.
         next.catch(() => undefined);
-        const page = current.value;
+        // Node's HTTP client writes a request from a nextTick, and nextTicks wait until the microtask
+        // queue is empty, which this page's assessment (awaits of settled promises) would not leave
+        // before its end. One macrotask turn lets the next page's request leave first.
+        await setImmediate();
         summary.listPages++;
-        const work: WorkItem[] = [];
-        const notices: Notification[] = [];
-        for (const props of page) {
-          const a = assess(vault.name, props, this.options.settings, this.options.rotators, now);
-          this.count(summary, a);
-          // Work already in flight (queued or running) is not enqueued again.
-          const admitted = this.options.inflight
-            ? await this.options.inflight.admit(a.work, options.requestId)
-            : a.work;
-          for (const item of admitted) unsent.add(item);
-          work.push(...admitted);
-          const late = await record(this.options.announcements?.missed(vault.name, props, now), undefined);
-          if (late) notices.push(late);
-          if (a.findings) {
-            telemetry.event(EVENTS.SecretPolicyInvalid, {
-              vault: vault.name,
-              secret: a.name,
-              kind: a.kind,
-              reason: a.findings.map((f) => `${f.tag}: ${f.reason}`).join('; '),
-            });
-          }
-          if (
-            a.notice &&
-            (!a.notice.afterFailure ||
-              (await record(this.options.failures?.hasFailed(vault.name, a.name), false)) !== false) &&
-            (await record(this.options.notices.firstTime(`${vault.name}/${a.name}/${a.notice.key}`), false))
-          ) {
-            notices.push(
-              notification(
-                a.notice.kind,
-                { vault: vault.name, secret: a.name, recipients: a.recipients },
-                { kind: a.kind ?? null, optedIn: a.optedIn, ...a.notice.details },
-                now,
-              ),
-            );
-            this.noticeEvent(telemetry, vault.name, a);
-          }
-        }
+        const { work, notices } = await this.planPage(vault.name, current.value, now, summary, {
+          telemetry,
+          requestId: options.requestId,
+          record,
+        });
+        for (const item of work) unsent.add(item);
         await sending;
         sending = Promise.all([
           out.work(work).then(() => work.forEach((item) => unsent.delete(item))),
@@ -203,6 +183,71 @@ export class Scanner {
       outcome: summary.error ? 'failed' : 'completed',
     });
     return summary;
+  }
+
+  /**
+   * One list page's work and notices. The assessment is synchronous; what is left are the records
+   * (in flight, announced, failed, noticed), a storage round trip each, so a page's run at once
+   * rather than one secret after another. Order is kept: work and notices follow the page.
+   */
+  private async planPage(
+    vault: string,
+    page: readonly SecretProperties[],
+    now: Date,
+    summary: VaultSummary,
+    scan: PageContext,
+  ): Promise<{ work: WorkItem[]; notices: Notification[] }> {
+    const { inflight, announcements } = this.options;
+    const { telemetry, record } = scan;
+    const assessed = page.map((props) => {
+      const a = assess(vault, props, this.options.settings, this.options.rotators, now);
+      this.count(summary, a);
+      if (a.findings) {
+        telemetry.event(EVENTS.SecretPolicyInvalid, {
+          vault,
+          secret: a.name,
+          kind: a.kind,
+          reason: a.findings.map((f) => `${f.tag}: ${f.reason}`).join('; '),
+        });
+      }
+      return { props, a };
+    });
+    const planned = assessed.flatMap(({ a }) => a.work);
+    const [work, perSecret] = await Promise.all([
+      // Work already in flight (queued or running) is not enqueued again.
+      inflight && planned.length > 0 ? inflight.admit(planned, scan.requestId) : planned,
+      Promise.all(
+        assessed.map(async ({ props, a }) => [
+          await record(announcements?.missed(vault, props, now), undefined),
+          await this.firstNotice(vault, a, now, scan),
+        ]),
+      ),
+    ]);
+    return { work, notices: perSecret.flat().filter((n): n is Notification => n !== undefined) };
+  }
+
+  /** The assessment's notice, if it is due and was not sent before for this version and threshold. */
+  private async firstNotice(
+    vault: string,
+    a: Assessment,
+    now: Date,
+    { telemetry, record }: PageContext,
+  ): Promise<Notification | undefined> {
+    if (!a.notice) return undefined;
+    if (
+      a.notice.afterFailure &&
+      (await record(this.options.failures?.hasFailed(vault, a.name), false)) === false
+    )
+      return undefined;
+    if (!(await record(this.options.notices.firstTime(`${vault}/${a.name}/${a.notice.key}`), false)))
+      return undefined;
+    this.noticeEvent(telemetry, vault, a);
+    return notification(
+      a.notice.kind,
+      { vault, secret: a.name, recipients: a.recipients },
+      { kind: a.kind ?? null, optedIn: a.optedIn, ...a.notice.details },
+      now,
+    );
   }
 
   private noticeEvent(telemetry: Telemetry, vault: string, a: Assessment): void {
