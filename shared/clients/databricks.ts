@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { isNetworkError, PermanentError, ProviderError } from '../errors';
 import { redact } from '../redact';
-import { deadline, TIMEOUTS } from './timeouts';
+import { deadline, retryAfterMs, TIMEOUTS } from './timeouts';
 
 export interface DatabricksClientOptions {
   /** Decides whether an origin may receive a credential; checked before every request. */
@@ -53,16 +53,6 @@ const DEFAULTS = {
   baseDelayMs: 250,
   maxRetryAfterMs: 10_000,
 };
-
-/** Parses Retry-After (delta seconds or HTTP date) into milliseconds. */
-export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 
 /**
  * Databricks REST over one pooled undici dispatcher: timeouts, retries that honour Retry-After,

@@ -125,6 +125,16 @@ export function emptyErrorBodyPolicy(service: string): { policy: PipelinePolicy;
   };
 }
 
+/** Parses Retry-After (delta seconds or HTTP date) into milliseconds. */
+export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
 /**
  * Waits out throttling beyond the SDK's own retries: a 429 that is still a 429 after them is sent
  * again after its Retry-After (1 s if none), until `budgetMs` of waiting is spent; then the 429 is
@@ -149,8 +159,7 @@ export function throttledPatiencePolicy(budgetMs: number): { policy: PipelinePol
             error = e;
           }
           const answer = response ?? (error as RestError).response;
-          const header = Number(answer?.headers.get('retry-after'));
-          const wait = Number.isFinite(header) && header > 0 ? header * 1000 : 1000;
+          const wait = retryAfterMs(answer?.headers.get('retry-after')) || 1000;
           if ((response && response.status !== 429) || waited + wait > budgetMs) {
             if (response) return response;
             throw error;
