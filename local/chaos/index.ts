@@ -15,6 +15,7 @@ import { ManagedIdentityCredential } from '@azure/identity';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { parseSettings } from '../../shared/config';
 import { STORAGE, TAGS } from '../../shared/constants';
+import { IN_FLIGHT_MS } from '../../shared/rotation/engine';
 import { createServices } from '../../shared/services';
 import { LocalAzure } from '../azure';
 import type { FaultRule } from '../azure/faults';
@@ -290,13 +291,14 @@ async function main(): Promise<number> {
   await quiesce('after the storm');
   // Rotations the host stored and never announced (killed, or an invocation past its timeout) are
   // announced by a scan ANNOUNCE_MISSED_AFTER_MINUTES (1) after the store: wait that long after the
-  // last kill and the last version stored.
+  // last kill and the last version stored. By then, too, no create request of the storm can still be
+  // carried out by its provider (IN_FLIGHT_MS), so the reconcile pass can close every one.
   const lastStored = Math.max(
     ...tenant.secrets.map(
       (s) => azure.state.vaults.get(s.vault)!.secrets.get(s.name)!.at(-1)!.created * 1000,
     ),
   );
-  const lateAt = Math.max(lastKill, lastStored) + 62_000;
+  const lateAt = Math.max(lastKill, lastStored) + Math.max(60_000, IN_FLIGHT_MS) + 2_000;
   if (Date.now() < lateAt) await sleep(lateAt - Date.now());
   instance.tick();
   await sleep(1_000);

@@ -7,7 +7,7 @@ import { errorFacts, isTransient, PermanentError, type ErrorFacts } from '../err
 import type { Vault, Vaults } from '../clients/keyvault';
 import type { Locks } from '../clients/lock';
 import type { Notices } from '../clients/notices';
-import { proves, targetKey, type Issuance, type IssuanceRecord } from '../issuance';
+import { proves, targetKey, type Issuance, type IssuanceChange, type IssuanceRecord } from '../issuance';
 import { firstFailureToday } from '../notifications/dedupe';
 import { notification, type Notification, type NotificationKind } from '../notifications/notification';
 import { isKeyVaultName, readPolicy, type RotationPolicy } from '../policy';
@@ -79,11 +79,20 @@ export interface EngineOptions {
   verify?: { attempts: number; delayMs: number };
   /** Credentials younger than this are never treated as orphans (a rotation may be in flight). */
   orphanSafetyMs?: number;
+  /** How long a provider may still carry out a create request whose answer never came (IN_FLIGHT_MS). */
+  inFlightMs?: number;
 }
 
 const DAY_MS = 86_400_000;
 /** Clock skew allowed between this service and a provider when matching creation times. */
 const SKEW_MS = 60_000;
+/**
+ * How long after a create request its provider may still act on it: a request that timed out or lost
+ * its connection can be carried out later (the client gave up, the provider did not). Past the whole
+ * create call's deadline (the tag write before it and the call itself: 45 s, TIMEOUTS) with room for a
+ * provider's own lag. Until then, finding nothing that carries the request's marker proves nothing.
+ */
+export const IN_FLIGHT_MS = 90_000;
 
 /** A failure at a named step; `session` turns it into a `failed` outcome. */
 class StepFailure extends Error {
@@ -130,11 +139,13 @@ export class RotationEngine {
   private readonly now: () => Date;
   private readonly verifyPolicy: { attempts: number; delayMs: number };
   private readonly orphanSafetyMs: number;
+  private readonly inFlightMs: number;
 
   constructor(private readonly options: EngineOptions) {
     this.now = options.now ?? (() => new Date());
     this.verifyPolicy = options.verify ?? { attempts: 6, delayMs: 2_000 };
     this.orphanSafetyMs = options.orphanSafetyMs ?? 15 * 60_000;
+    this.inFlightMs = options.inFlightMs ?? IN_FLIGHT_MS;
   }
 
   /** Rotates the secret if it is due (or forced). */
@@ -387,13 +398,12 @@ export class RotationEngine {
     registerSecret(created.value);
     const previous = policy.state.credentialId;
     record = await step('create', () =>
-      this.options.issuance.update(record, { state: 'issued', credentialId: created.id, at: this.now() }),
+      this.update(s, record, { state: 'issued', credentialId: created.id, at: this.now() }),
     ).catch(async (e: unknown) => {
       // Without its record the new credential could never be proven ours: take it back now.
       await this.compensate(s, created.id, e);
       throw e;
     });
-    s.records = s.records.map((r) => (r.rotationId === record.rotationId ? record : r));
 
     const revokeAfter = new Date(s.now.getTime() + policy.graceHours * 3_600_000);
     let tracked: string | undefined;
@@ -402,6 +412,9 @@ export class RotationEngine {
       [TAGS.credentialId]: created.id,
       [TAGS.rotationId]: rotationId,
     };
+    // An earlier request the provider may still carry out: the scan's reconcile finds it later.
+    const unresolved = this.open(s)[0];
+    if (unresolved) tags[TAGS.rotationStarted] = `${unresolved.rotationId}@${unresolved.createdAt}`;
     let stored: KeyVaultSecret | undefined;
     try {
       await step('verify', () => this.verifyWithRetry(rotator, policy.target, created));
@@ -617,16 +630,27 @@ export class RotationEngine {
     return { status: 'revoked', credentialIds: [previous] } as OpResult;
   }
 
+  /** Moves a record forward, in the store and in the session's view of it. */
+  private async update(s: Session, record: IssuanceRecord, change: IssuanceChange): Promise<IssuanceRecord> {
+    const next = await this.options.issuance.update(record, change);
+    s.records = s.records.map((r) => (r.rotationId === next.rotationId ? next : r));
+    return next;
+  }
+
   /** Records of rotations that asked a provider for a credential and never stored or gave it back. */
-  private open(s: Session, cutoff = Number.POSITIVE_INFINITY): IssuanceRecord[] {
+  private open(s: Session): IssuanceRecord[] {
     return s.records.filter(
       (r) =>
         (r.state === 'requested' || r.state === 'issued') &&
         r.kind === s.policy.kind &&
         r.target === s.target &&
-        r.rotationId !== s.rotationId &&
-        Date.parse(r.createdAt) <= cutoff,
+        r.rotationId !== s.rotationId,
     );
+  }
+
+  /** Whether the provider may still carry out the create request of a record that has no answer. */
+  private inFlight(s: Session, record: IssuanceRecord): boolean {
+    return !record.credentialId && s.now.getTime() - Date.parse(record.createdAt) < this.inFlightMs;
   }
 
   /**
@@ -637,11 +661,18 @@ export class RotationEngine {
    */
   private async reconcileLocked(s: Session, forRotation: boolean): Promise<OpResult> {
     const { policy, current, ctx } = s;
-    // Under the lock no rotation of this secret is in flight; a worker whose lease lapsed may be.
-    const cutoff = s.now.getTime() - (forRotation ? 0 : this.orphanSafetyMs);
-    const open = this.open(s, cutoff);
+    // Under the lock no rotation of this secret is in flight; a worker whose lease lapsed may be, until
+    // the safety period has passed. One that never heard back has stopped once its request has.
+    const open = this.open(s).filter(
+      (r) =>
+        forRotation ||
+        (r.credentialId
+          ? Date.parse(r.createdAt) <= s.now.getTime() - this.orphanSafetyMs
+          : !this.inFlight(s, r)),
+    );
+    // The tag is cleared only once no record is left open: a request still in flight keeps it.
     const clearStarted = async () => {
-      if (!policy.state.rotationStarted || forRotation || s.dryRun) return;
+      if (!policy.state.rotationStarted || forRotation || s.dryRun || this.open(s).length) return;
       const tags = { ...current.properties.tags };
       delete tags[TAGS.rotationStarted];
       await step('reconcile', () => updateTags(s, tags));
@@ -660,7 +691,7 @@ export class RotationEngine {
       // The vault holds it (the `stored` write was lost): complete the record, revoke nothing.
       if (current.properties.tags?.[TAGS.rotationId] === record.rotationId) {
         if (!s.dryRun)
-          await this.options.issuance.update(record, {
+          await this.update(s, record, {
             state: 'stored',
             version: current.properties.version,
             at: this.now(),
@@ -683,9 +714,11 @@ export class RotationEngine {
           )
           .map((c) => c.id);
         if (ids.length === 0) {
-          // Nothing carries its marker: the provider created nothing.
+          // Nothing carries its marker: the provider created nothing, once it can no longer act on the
+          // request. Until then the record stays open (and, after a rotation, so does its tag).
+          if (this.inFlight(s, record)) continue;
           if (s.dryRun) plan.push(`close interrupted rotation ${record.rotationId} (nothing was created)`);
-          else await this.options.issuance.update(record, { state: 'refused', at: this.now() });
+          else await this.update(s, record, { state: 'refused', at: this.now() });
           continue;
         }
       }
@@ -702,7 +735,7 @@ export class RotationEngine {
           target: policy.rotator.describe(policy.target),
         });
       }
-      await this.options.issuance.update(record, { state: 'revoked', credentialId: ids[0], at: this.now() });
+      await this.update(s, record, { state: 'revoked', credentialId: ids[0], at: this.now() });
     }
     if (s.dryRun) return { status: 'planned', plan } as OpResult;
     await clearStarted();

@@ -109,6 +109,85 @@ test("an SP secret someone else made in the rotation's window is not revoked, no
   expect(left).not.toContain(orphan.id);
 });
 
+test('a create request its provider carries out after the rotation gave up is revoked once it cannot be in flight', async () => {
+  const tenant = await seedTenant(azure());
+  const services = createEngine(tenant, { inFlightMs: 90_000 });
+  const req = { vault: tenant.vaultName, secret: SECRETS.app };
+  azure().servers.faults.add({
+    service: 'graph',
+    method: 'POST',
+    route: '/graph/v1.0/:appIdKey/addPassword',
+    drop: true,
+    times: 1,
+  });
+  const first = await services.engine.rotate({ ...req, force: true });
+  expect(first.outcome).toMatchObject({ status: 'failed', step: 'create', transient: true });
+  // The retry at once: nothing carries the first request's marker yet, which proves nothing.
+  const second = await services.engine.rotate({ ...req, force: true });
+  expect(second.outcome.status).toBe('rotated');
+  const stored = await tenant.reader.getSecret(SECRETS.app);
+  expect(stored.properties.tags?.[TAGS.rotationStarted]).toMatch(new RegExp(`^${first.outcome.rotationId}@`));
+  const records = await services.issuance.list(tenant.vaultName, SECRETS.app);
+  expect(records.find((r) => r.rotationId === first.outcome.rotationId)?.state).toBe('requested');
+
+  // The provider carries out the first request late.
+  const rotator = ROTATORS.get('entra-app-secret')!;
+  const parsed = rotator.parseTarget(stored.properties.tags ?? {}, tenant.settings);
+  if (!('target' in parsed)) throw new Error('bad tags');
+  const late = await rotator.create(
+    parsed.target,
+    { vaultName: tenant.vaultName, secretName: SECRETS.app, currentValue: stored.value ?? '' },
+    {
+      lifetimeSeconds: 86_400 * 30,
+      expiresAt: new Date(azure().clock.now() + 86_400_000 * 30),
+      marker: `${MARKER_PREFIX}:${tenant.vaultName}/${SECRETS.app}:${first.outcome.rotationId}`,
+    },
+    services.deps,
+  );
+  const early = await services.engine.reconcile(req);
+  expect(early.outcome.status).toBe('skipped');
+  expect(await credentialWorks(tenant, 'app', late.value)).toMatchObject({ works: true });
+
+  azure().clock.advance(91_000);
+  const result = await services.engine.reconcile(req);
+  expect(result.outcome).toMatchObject({ status: 'revoked', credentialIds: [late.id] });
+  expect(await credentialWorks(tenant, 'app', late.value)).toMatchObject({ works: false });
+  const after = await tenant.reader.getSecret(SECRETS.app);
+  expect(after.properties.tags?.[TAGS.rotationStarted]).toBeUndefined();
+  expect(after.properties.version).toBe(stored.properties.version);
+  expect(await credentialWorks(tenant, 'app', after.value!)).toMatchObject({ works: true });
+});
+
+test('an unanswered create request that nothing carries out is closed once it cannot be in flight', async () => {
+  const tenant = await seedTenant(azure());
+  const services = createEngine(tenant, { inFlightMs: 90_000 });
+  const req = { vault: tenant.vaultName, secret: SECRETS.pat };
+  azure().servers.faults.add({
+    service: 'databricks',
+    method: 'POST',
+    route: '/api/2.0/token/create',
+    drop: true,
+    times: 1,
+  });
+  const first = await services.engine.rotate({ ...req, force: true });
+  expect(first.outcome).toMatchObject({ status: 'failed', step: 'create', transient: true });
+  expect((await services.engine.reconcile(req)).outcome.status).toBe('skipped');
+  const state = async () =>
+    (await services.issuance.list(tenant.vaultName, SECRETS.pat)).find(
+      (r) => r.rotationId === first.outcome.rotationId,
+    )?.state;
+  expect(await state()).toBe('requested');
+  azure().clock.advance(91_000);
+  expect((await services.engine.reconcile(req)).outcome).toMatchObject({
+    status: 'skipped',
+    reason: 'no orphaned credentials',
+  });
+  expect(await state()).toBe('refused');
+  expect(
+    (await tenant.reader.getSecret(SECRETS.pat)).properties.tags?.[TAGS.rotationStarted],
+  ).toBeUndefined();
+});
+
 test('a stored credential whose `stored` write was lost is completed, not revoked', async () => {
   const tenant = await seedTenant(azure());
   const services = createEngine(tenant);
