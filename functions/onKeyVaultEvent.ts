@@ -1,4 +1,4 @@
-import { app, type EventGridEvent, type InvocationContext } from '@azure/functions';
+import type { EventGridEvent, InvocationContext } from '@azure/functions';
 import { HANDLED_EVENT_TYPES } from '../shared/constants';
 import { redactError } from '../shared/redact';
 import { TransientError } from '../shared/errors';
@@ -68,5 +68,3 @@ export async function onKeyVaultEvent(event: EventGridEvent, context: Invocation
   context.extraOutputs.set(notificationQueue, runtime.route(notifications, telemetry));
   await telemetry.flush();
 }
-
-app.eventGrid('onKeyVaultEvent', { extraOutputs: [notificationQueue], handler: onKeyVaultEvent });

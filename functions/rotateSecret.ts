@@ -1,18 +1,11 @@
-import { app, type InvocationContext } from '@azure/functions';
+import type { InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { errorFacts, TransientError } from '../shared/errors';
 import { redactError } from '../shared/redact';
 import { EVENTS } from '../shared/telemetry/events';
 import { errorDimensions, trackOutcome } from '../shared/telemetry/telemetry';
 import { workItemSchema } from '../shared/work';
-import {
-  CONNECTION,
-  dequeueCount,
-  invocation,
-  messageId,
-  notificationQueue,
-  rotationPoisonQueue,
-} from './common';
+import { dequeueCount, invocation, messageId, notificationQueue, rotationPoisonQueue } from './common';
 
 const OPERATIONS = { rotate: 'rotate', 'revoke-previous': 'revokePrevious', reconcile: 'reconcile' } as const;
 const POISON_QUEUE = `${STORAGE.rotationQueue}-poison`;
@@ -119,10 +112,3 @@ export async function rotateSecret(message: unknown, context: InvocationContext)
   }
   await telemetry.flush();
 }
-
-app.storageQueue('rotateSecret', {
-  queueName: STORAGE.rotationQueue,
-  connection: CONNECTION,
-  extraOutputs: [notificationQueue, rotationPoisonQueue],
-  handler: rotateSecret,
-});

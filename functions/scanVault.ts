@@ -1,8 +1,8 @@
-import { app, type InvocationContext } from '@azure/functions';
+import type { InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { scanRequestSchema } from '../shared/scan/request';
 import { EVENTS } from '../shared/telemetry/events';
-import { CONNECTION, dequeueCount, invocation, messageId, scanPoisonQueue } from './common';
+import { dequeueCount, invocation, messageId, scanPoisonQueue } from './common';
 
 /**
  * Queue worker: scans one vault and enqueues its rotations and notices page by page as it goes.
@@ -44,10 +44,3 @@ export async function scanVault(message: unknown, context: InvocationContext): P
     await telemetry.flush();
   }
 }
-
-app.storageQueue('scanVault', {
-  queueName: STORAGE.scanQueue,
-  connection: CONNECTION,
-  extraOutputs: [scanPoisonQueue],
-  handler: scanVault,
-});

@@ -1,4 +1,4 @@
-import { app, type InvocationContext, type Timer } from '@azure/functions';
+import type { InvocationContext, Timer } from '@azure/functions';
 import type { ScanRequest } from '../shared/scan/request';
 import { invocation, scanQueue } from './common';
 
@@ -17,16 +17,3 @@ export async function scanVaults(timer: Timer, context: InvocationContext): Prom
   await reportBacklog(backlogTargets(runtime.settings, runtime.credential), telemetry);
   await telemetry.flush();
 }
-
-app.timer('scanVaults', {
-  schedule: '%SCAN_SCHEDULE%',
-  // A tick whose messages could not be written (storage down) is retried soon, not at the next tick.
-  retry: {
-    strategy: 'exponentialBackoff',
-    maxRetryCount: 3,
-    minimumInterval: { seconds: 30 },
-    maximumInterval: { minutes: 5 },
-  },
-  extraOutputs: [scanQueue],
-  handler: scanVaults,
-});

@@ -1,11 +1,11 @@
-import { app, type InvocationContext } from '@azure/functions';
+import type { InvocationContext } from '@azure/functions';
 import { MAX_DEQUEUE_COUNT, STORAGE } from '../shared/constants';
 import { errorFacts, isTransient, MalformedMessageError } from '../shared/errors';
 import { deliver } from '../shared/notifications/deliver';
 import { redactError } from '../shared/redact';
 import { EVENTS } from '../shared/telemetry/events';
 import { errorDimensions } from '../shared/telemetry/telemetry';
-import { CONNECTION, dequeueCount, invocation, messageId, notificationPoisonQueue } from './common';
+import { dequeueCount, invocation, messageId, notificationPoisonQueue } from './common';
 
 const POISON_QUEUE = `${STORAGE.notificationQueue}-poison`;
 
@@ -69,10 +69,3 @@ export async function sendNotifications(message: unknown, context: InvocationCon
   }
   await telemetry.flush();
 }
-
-app.storageQueue('sendNotifications', {
-  queueName: STORAGE.notificationQueue,
-  connection: CONNECTION,
-  extraOutputs: [notificationPoisonQueue],
-  handler: sendNotifications,
-});

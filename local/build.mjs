@@ -1,9 +1,9 @@
-// Bundles the function app into dist/main.js, the file package.json `main` points the Functions host at.
+// Bundles the function app into dist/: main.js (the registrations, the file package.json `main` points
+// the Functions host at) and handlers.js (the handlers with everything behind them), which main.js
+// requires on the first invocation. Indexing the app loads main.js only.
 import { build } from 'esbuild';
 
-await build({
-  entryPoints: ['functions/index.ts'],
-  outfile: 'dist/main.js',
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node22',
@@ -19,4 +19,28 @@ await build({
   // at load time; in a CommonJS bundle import.meta is empty and the bundle would not load at all.
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-});
+};
+
+// The registrations' one way to the handlers: the other bundle, required at the first invocation (a
+// require, not an import(), so the local host can load a fresh copy of both, as it does of main.js).
+const handlersApart = {
+  name: 'handlers-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/handlers$/ }, () => ({ path: 'handlers', namespace: 'handlers-apart' }));
+    b.onLoad({ filter: /.*/, namespace: 'handlers-apart' }, () => ({
+      contents: "module.exports = require('./handlers.js');",
+      loader: 'js',
+    }));
+  },
+};
+
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: ['functions/index.ts'],
+    outfile: 'dist/main.js',
+    external: [...common.external, './handlers.js'],
+    plugins: [handlersApart],
+  }),
+  build({ ...common, entryPoints: ['functions/handlers.ts'], outfile: 'dist/handlers.js' }),
+]);

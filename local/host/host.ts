@@ -236,11 +236,12 @@ export async function loadFunctionApp(
         throw new Error(`${main} does not exist; run npm run build`);
       }
       const req = nativeRequire(bundle);
-      // A fresh copy of the bundle and of @azure/functions, whose module state remembers whether it
-      // found the core module (it looks once).
+      // A fresh copy of the bundle (main.js and the handlers it requires on the first invocation) and
+      // of @azure/functions, whose module state remembers whether it found the core module (it looks once).
       const libDir = path.dirname(req.resolve('@azure/functions/package.json')) + path.sep;
+      const bundleDir = path.dirname(bundle) + path.sep;
       for (const key of Object.keys(req.cache))
-        if (key === bundle || key.startsWith(libDir)) delete req.cache[key];
+        if (key.startsWith(bundleDir) || key.startsWith(libDir)) delete req.cache[key];
       const remove = installFunctionsCore(core);
       uninstall = remove;
       req(bundle);

@@ -31,6 +31,8 @@ const LOCAL_ONLY = [
   'node_modules/@azure/keyvault-secrets/package.json',
   'dist/main.js',
   'dist/main.js.map',
+  'dist/handlers.js',
+  'dist/handlers.js.map',
   '.local/certs/ca.key',
   '.local/azurite/__queuestorage__/x',
   '.local/bicep/main.json',
