@@ -161,7 +161,7 @@ export function coldStartRows(run: ColdStartRun): Row[] {
       baseline: run.functionsLibraryImportMs,
       unit: 'ms',
       digits: 0,
-      note: 'the rest is reading and compiling the bundle; its SDKs are evaluated on the first invocation',
+      note: 'main.js is the registrations; the handlers bundle (SDKs, engine) is required by the first invocation',
     },
     {
       metric: 'cold start: local host, process start → first invocation response vs → host ready',
