@@ -298,7 +298,8 @@ async function main(): Promise<number> {
       (s) => azure.state.vaults.get(s.vault)!.secrets.get(s.name)!.at(-1)!.created * 1000,
     ),
   );
-  const lateAt = Math.max(lastKill, lastStored) + Math.max(60_000, IN_FLIGHT_MS) + 2_000;
+  const settle = Math.max(settings.ANNOUNCE_MISSED_AFTER_MINUTES * 60_000, IN_FLIGHT_MS);
+  const lateAt = Math.max(lastKill, lastStored) + settle + 2_000;
   if (Date.now() < lateAt) await sleep(lateAt - Date.now());
   instance.tick();
   await sleep(1_000);

@@ -6,6 +6,7 @@ import { MARKER_PREFIX, TAGS } from '../constants';
 import { errorFacts, isTransient, PermanentError, type ErrorFacts } from '../errors';
 import type { Vault, Vaults } from '../clients/keyvault';
 import type { Locks } from '../clients/lock';
+import { TIMEOUTS } from '../clients/timeouts';
 import type { Notices } from '../clients/notices';
 import { proves, targetKey, type Issuance, type IssuanceChange, type IssuanceRecord } from '../issuance';
 import { firstFailureToday } from '../notifications/dedupe';
@@ -88,11 +89,12 @@ const DAY_MS = 86_400_000;
 const SKEW_MS = 60_000;
 /**
  * How long after a create request its provider may still act on it: a request that timed out or lost
- * its connection can be carried out later (the client gave up, the provider did not). Past the whole
- * create call's deadline (the tag write before it and the call itself: 45 s, TIMEOUTS) with room for a
- * provider's own lag. Until then, finding nothing that carries the request's marker proves nothing.
+ * its connection can be carried out later (the client gave up, the provider did not). Twice the whole
+ * create call's deadline (the tag write before it and the slowest provider's call), for a provider's own
+ * lag. Until then, finding nothing that carries the request's marker proves nothing.
  */
-export const IN_FLIGHT_MS = 90_000;
+export const IN_FLIGHT_MS =
+  2 * (TIMEOUTS.keyVault.callMs + Math.max(TIMEOUTS.graph.callMs, TIMEOUTS.databricks.callMs));
 
 /** A failure at a named step; `session` turns it into a `failed` outcome. */
 class StepFailure extends Error {

@@ -52,6 +52,11 @@ async function lostAnswer(key: SecretKey, kind: string) {
   return { tenant, services, secret, orphan, initial: current.value! };
 }
 
+/** The provider's create endpoint drops the next request's connection before acting on it. */
+function dropOnce(service: 'graph' | 'databricks', route: string): void {
+  azure().servers.faults.add({ service, method: 'POST', route, drop: true, times: 1 });
+}
+
 describe.each(KINDS)('$kind: an interrupted rotation whose answer was lost', ({ key, kind }) => {
   test('is revoked by the marker its request carried; the current credential keeps working', async () => {
     const { tenant, services, secret, orphan, initial } = await lostAnswer(key, kind);
@@ -113,13 +118,7 @@ test('a create request its provider carries out after the rotation gave up is re
   const tenant = await seedTenant(azure());
   const services = createEngine(tenant, { inFlightMs: 90_000 });
   const req = { vault: tenant.vaultName, secret: SECRETS.app };
-  azure().servers.faults.add({
-    service: 'graph',
-    method: 'POST',
-    route: '/graph/v1.0/:appIdKey/addPassword',
-    drop: true,
-    times: 1,
-  });
+  dropOnce('graph', '/graph/v1.0/:appIdKey/addPassword');
   const first = await services.engine.rotate({ ...req, force: true });
   expect(first.outcome).toMatchObject({ status: 'failed', step: 'create', transient: true });
   // The retry at once: nothing carries the first request's marker yet, which proves nothing.
@@ -162,13 +161,7 @@ test('an unanswered create request that nothing carries out is closed once it ca
   const tenant = await seedTenant(azure());
   const services = createEngine(tenant, { inFlightMs: 90_000 });
   const req = { vault: tenant.vaultName, secret: SECRETS.pat };
-  azure().servers.faults.add({
-    service: 'databricks',
-    method: 'POST',
-    route: '/api/2.0/token/create',
-    drop: true,
-    times: 1,
-  });
+  dropOnce('databricks', '/api/2.0/token/create');
   const first = await services.engine.rotate({ ...req, force: true });
   expect(first.outcome).toMatchObject({ status: 'failed', step: 'create', transient: true });
   expect((await services.engine.reconcile(req)).outcome.status).toBe('skipped');
