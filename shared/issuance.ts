@@ -13,10 +13,18 @@
  * - `Issuance.list(vault, secret)`: every record of one secret, oldest first.
  * - `proves(records, kind, target, credentialId)`: the live record that proves this service may revoke
  *   `credentialId` for this secret and target, or undefined.
+ * - `Issuance.claimant(target, credentialId)`: the secret whose record holds `credentialId` for that
+ *   target, whichever vault it is in. Secrets in different vaults may share a target; a lost answer's
+ *   credential is found by its marker, and a sibling's credential that carries the same marker by
+ *   chance (an SP secret's marker is its lifetime: 3 in 3,599) is the sibling's, not an orphan.
  *
  * One JSON blob per rotation: `{vault}/{secret}/{rotationId}.json`, names lower-cased (Key Vault names
- * are case-insensitive) and checked, so a record can never land outside its secret's folder.
+ * are case-insensitive) and checked, so a record can never land outside its secret's folder. A
+ * credential id, once known, is also claimed for its target: `_targets/{sha256(target)}/{sha256(id)}`
+ * (`_` is not in any vault name), written before the record that holds the id, so no vault can hold a
+ * credential whose claim is missing.
  */
+import { createHash } from 'node:crypto';
 import { ContainerClient, RestError } from '@azure/storage-blob';
 import { PermanentError } from './errors';
 
@@ -61,6 +69,14 @@ export interface Issuance {
   adopt(start: IssuanceStart, credentialId: string, version: string | undefined): Promise<IssuanceRecord>;
   update(record: IssuanceRecord, change: IssuanceChange): Promise<IssuanceRecord>;
   list(vault: string, secret: string): Promise<IssuanceRecord[]>;
+  claimant(target: string, credentialId: string): Promise<Claimant | undefined>;
+}
+
+/** The secret whose issuance record holds a credential id (`Issuance.claimant`). */
+export interface Claimant {
+  vault: string;
+  secret: string;
+  rotationId: string;
 }
 
 /** States in which the credential may exist at the provider and this service may revoke it. */
@@ -102,6 +118,12 @@ function blobName(r: { vault: string; secret: string; rotationId: string }): str
   return `${issuancePrefix(r.vault, r.secret)}${r.rotationId.toLowerCase()}.json`;
 }
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+function claimName(target: string, credentialId: string): string {
+  return `_targets/${sha256(target)}/${sha256(credentialId)}.json`;
+}
+
 function fresh(start: IssuanceStart, state: IssuanceState): IssuanceRecord {
   return {
     v: 1,
@@ -130,35 +152,61 @@ export class BlobIssuance implements Issuance {
     await this.ready;
   }
 
-  private async write(record: IssuanceRecord, create: boolean): Promise<IssuanceRecord> {
+  private async upload(name: string, value: unknown, create: boolean): Promise<void> {
     await this.init();
-    const body = JSON.stringify(record);
-    await this.container.getBlockBlobClient(blobName(record)).upload(body, Buffer.byteLength(body), {
+    const body = JSON.stringify(value);
+    await this.container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), {
       blobHTTPHeaders: { blobContentType: 'application/json' },
       ...(create ? { conditions: { ifNoneMatch: '*' } } : {}),
     });
+  }
+
+  /** The record, after the claim of a credential id it holds for the first time. */
+  private async write(record: IssuanceRecord, create: boolean, claim: boolean): Promise<IssuanceRecord> {
+    if (claim && record.credentialId) {
+      const claimant: Claimant = {
+        vault: record.vault,
+        secret: record.secret,
+        rotationId: record.rotationId,
+      };
+      await this.upload(claimName(record.target, record.credentialId), claimant, false);
+    }
+    await this.upload(blobName(record), record, create);
     return record;
   }
 
   begin(start: IssuanceStart): Promise<IssuanceRecord> {
-    return this.write(fresh(start, 'requested'), true);
+    return this.write(fresh(start, 'requested'), true, false);
   }
 
   adopt(start: IssuanceStart, credentialId: string, version: string | undefined): Promise<IssuanceRecord> {
-    return this.write({ ...fresh(start, 'adopted'), credentialId, version }, true);
+    return this.write({ ...fresh(start, 'adopted'), credentialId, version }, true, true);
   }
 
   update(record: IssuanceRecord, change: IssuanceChange): Promise<IssuanceRecord> {
+    const credentialId = change.credentialId ?? record.credentialId;
     return this.write(
       {
         ...record,
         state: change.state,
-        credentialId: change.credentialId ?? record.credentialId,
+        credentialId,
         version: change.version ?? record.version,
         updatedAt: change.at.toISOString(),
       },
       false,
+      credentialId !== record.credentialId,
     );
+  }
+
+  async claimant(target: string, credentialId: string): Promise<Claimant | undefined> {
+    await this.init();
+    try {
+      const buffer = await this.container.getBlobClient(claimName(target, credentialId)).downloadToBuffer();
+      return JSON.parse(buffer.toString('utf8')) as Claimant;
+    } catch (e) {
+      if (e instanceof RestError && e.statusCode === 404) return undefined;
+      throw e;
+    }
   }
 
   async list(vault: string, secret: string): Promise<IssuanceRecord[]> {

@@ -706,15 +706,19 @@ export class RotationEngine {
         // within this rotation's window, never one the vault holds or another record proves.
         const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${record.rotationId}`;
         const since = Date.parse(record.createdAt) - SKEW_MS;
-        ids = (await list())
-          .filter(
-            (c) =>
-              c.createdAt.getTime() >= since &&
-              carries(policy.rotator, c, marker) &&
-              c.id !== policy.state.credentialId &&
-              !proves(s.records, policy.kind, s.target, c.id),
-          )
-          .map((c) => c.id);
+        const candidates = (await list()).filter(
+          (c) =>
+            c.createdAt.getTime() >= since &&
+            carries(policy.rotator, c, marker) &&
+            c.id !== policy.state.credentialId &&
+            !proves(s.records, policy.kind, s.target, c.id),
+        );
+        // A credential another secret's record holds (a sibling on a shared target whose marker
+        // matches by chance) is that secret's, never this request's orphan.
+        const claimed = await Promise.all(
+          candidates.map((c) => step('reconcile', () => this.options.issuance.claimant(s.target, c.id))),
+        );
+        ids = candidates.filter((_, i) => !claimed[i]).map((c) => c.id);
         if (ids.length === 0) {
           // Nothing carries its marker: the provider created nothing, once it can no longer act on the
           // request. Until then the record stays open (and, after a rotation, so does its tag).

@@ -49,7 +49,16 @@ async function lostAnswer(key: SecretKey, kind: string) {
     },
     services.deps,
   );
-  return { tenant, services, secret, orphan, initial: current.value! };
+  return {
+    tenant,
+    services,
+    secret,
+    orphan,
+    initial: current.value!,
+    rotationId,
+    target: parsed.target,
+    key: targetKey(kind, parsed.target),
+  };
 }
 
 /** The provider's create endpoint drops the next request's connection before acting on it. */
@@ -112,6 +121,46 @@ test("an SP secret someone else made in the rotation's window is not revoked, no
   const left = sp.secrets.map((s) => s.id);
   expect(left).toEqual(expect.arrayContaining(['a1b2c3d4e5f60718293a4b5c6d7e8f90', sibling.id]));
   expect(left).not.toContain(orphan.id);
+});
+
+test("a sibling's SP secret that carries the lost request's marker by chance is the sibling's, not revoked", async () => {
+  const kind = 'databricks-sp-secret';
+  const lost = await lostAnswer('sp', kind);
+  const { tenant, services, secret, orphan, initial } = lost;
+  const rotator = ROTATORS.get(kind)!;
+  // A secret in another vault on the same principal, rotated meanwhile: its secret's lifetime falls on
+  // the same second of the marker span as ours (3 in 3,599 do), and its record holds it.
+  const sibling = await rotator.create(
+    lost.target,
+    { vaultName: 'kv-other', secretName: 'sibling', currentValue: initial },
+    {
+      lifetimeSeconds: 86_400 * 30,
+      expiresAt: new Date(azure().clock.now() + 86_400_000 * 30),
+      marker: `${MARKER_PREFIX}:${tenant.vaultName}/${secret}:${lost.rotationId}`,
+    },
+    services.deps,
+  );
+  const at = new Date(azure().clock.now());
+  const start = {
+    vault: 'kv-other',
+    secret: 'sibling',
+    kind,
+    target: lost.key,
+    rotationId: randomUUID(),
+    at,
+  };
+  const record = await services.issuance.begin(start);
+  await services.issuance.update(record, { state: 'issued', credentialId: sibling.id, at });
+  expect(await services.issuance.claimant(lost.key, sibling.id)).toEqual({
+    vault: 'kv-other',
+    secret: 'sibling',
+    rotationId: start.rotationId,
+  });
+
+  const result = await services.engine.reconcile({ vault: tenant.vaultName, secret });
+  expect(result.outcome).toMatchObject({ status: 'revoked', credentialIds: [orphan.id] });
+  expect(await credentialWorks(tenant, 'sp', sibling.value)).toMatchObject({ works: true });
+  expect(await credentialWorks(tenant, 'sp', orphan.value)).toMatchObject({ works: false });
 });
 
 test('a create request its provider carries out after the rotation gave up is revoked once it cannot be in flight', async () => {
