@@ -80,14 +80,16 @@ export function keyVaultClientOptions(
     requestMs: number;
     callMs: number;
     maxRetries: number;
+    /** The first retry's back-off; the SDK doubles it (with jitter) up to maxRetryDelayMs. */
+    retryDelayMs?: number;
     maxRetryDelayMs: number;
     /** Throttling waited out beyond the SDK's retries (the scan's lister). */
     throttledWaitMs?: number;
   } = TIMEOUTS.keyVault,
 ) {
-  const { requestMs, callMs, maxRetries, maxRetryDelayMs, throttledWaitMs } = limits;
+  const { requestMs, callMs, maxRetries, retryDelayMs, maxRetryDelayMs, throttledWaitMs } = limits;
   return {
-    retryOptions: { maxRetries, maxRetryDelayInMs: maxRetryDelayMs },
+    retryOptions: { maxRetries, retryDelayInMs: retryDelayMs, maxRetryDelayInMs: maxRetryDelayMs },
     additionalPolicies: [
       ...timeoutPolicies({ requestMs, callMs }),
       ...(throttledWaitMs ? [throttledPatiencePolicy(throttledWaitMs)] : []),

@@ -16,7 +16,12 @@ import {
  * - `callMs`: the whole call including the SDK's own retries and Retry-After waits.
  */
 export const TIMEOUTS = {
-  keyVault: { requestMs: 10_000, callMs: 20_000, maxRetries: 3, maxRetryDelayMs: 4_000 },
+  /**
+   * Key Vault: the SDK's retries of a 5xx or a dropped connection start at 250 ms (its default base
+   * is 1 s: 1–2 s, 2–4 s, 2–4 s, up to 10 s of a worker slot for three retries; now 0.25–0.5 s,
+   * 0.5–1 s, 1–2 s). A 429 waits its Retry-After whatever these are.
+   */
+  keyVault: { requestMs: 10_000, callMs: 20_000, maxRetries: 3, retryDelayMs: 250, maxRetryDelayMs: 2_000 },
   /**
    * A scan's list pages: throttling (429 with Retry-After) is waited out page by page instead of
    * failing the vault's scan, which would start it over from its first page. A scan holds no worker
@@ -26,7 +31,8 @@ export const TIMEOUTS = {
     requestMs: 10_000,
     callMs: 60_000,
     maxRetries: 3,
-    maxRetryDelayMs: 4_000,
+    retryDelayMs: 250,
+    maxRetryDelayMs: 2_000,
     throttledWaitMs: 45_000,
   },
   graph: { connectMs: 5_000, requestMs: 15_000, callMs: 25_000 },
