@@ -18,7 +18,7 @@ import { STORAGE, TAGS } from '../../shared/constants';
 import { IN_FLIGHT_MS } from '../../shared/rotation/engine';
 import { createServices } from '../../shared/services';
 import { LocalAzure } from '../azure';
-import type { FaultRule } from '../azure/faults';
+import type { FaultRule, Faults } from '../azure/faults';
 import { startStorageFaultPoint } from '../azure/storage-proxy';
 import { startAzurite } from '../azurite';
 import { providerCredentials, verify } from './verify';
@@ -149,6 +149,31 @@ function killFaults(): FaultRule[] {
   ];
 }
 
+/** What each of the storm's rules did, by service and fault: `keyvault GET 429 40/40`, … */
+function faultsServed(added: { id: number; rule: FaultRule }[], faults: Faults): string {
+  // A rule used up is gone from the list: nothing remains of it.
+  const remaining = new Map(faults.list().map((f) => [f.id, f.remaining ?? 0]));
+  const totals = new Map<string, { served: number; planned: number }>();
+  for (const { id, rule: r } of added) {
+    if (r.times === undefined) continue;
+    const what =
+      r.status ??
+      (r.drop
+        ? 'drop'
+        : r.lostAnswer
+          ? 'lost answer'
+          : r.latencyMs
+            ? `${r.latencyMs / 1000} s late`
+            : `answer ${(r.answerDelayMs ?? 0) / 1000} s late`);
+    const label = `${r.service ?? '*'}${r.method ? ` ${r.method}` : ''} ${what}`;
+    const t = totals.get(label) ?? { served: 0, planned: 0 };
+    t.served += r.times - (remaining.get(id) ?? 0);
+    t.planned += r.times;
+    totals.set(label, t);
+  }
+  return [...totals].map(([label, t]) => `${label} ${t.served}/${t.planned}`).join(', ');
+}
+
 /** Run on the way out, also when the deadline passes: no Azurite or host is left behind. */
 const stoppers: (() => Promise<unknown>)[] = [];
 let whatIsLeft = () => '';
@@ -231,13 +256,14 @@ async function main(): Promise<number> {
     await timeline;
     return ms;
   };
+  /** The storm's fault rules as added, to count what each served. */
+  const added: { id: number; rule: FaultRule }[] = [];
   let killing = false;
   let lastKill = 0;
   const killAndRestart = async (label: string) => {
     killing = true;
     // Wherever the host is: mid-rotation, mid-scan (a scan request's retry takes back its claims).
-    azure.servers.faults.add(killFaults()[0]!);
-    for (const f of killFaults().slice(1)) azure.servers.faults.add(f);
+    for (const rule of killFaults()) added.push({ id: azure.servers.faults.add(rule), rule });
     await sleep(1_500);
     await instance.kill();
     lastKill = Date.now();
@@ -262,13 +288,14 @@ async function main(): Promise<number> {
     while (rotatedSince(storm, t0) < storm.length * share) await sleep(50);
   };
   const stormMs = await phase(storm, async (t0) => {
-    for (const f of faults) azure.servers.faults.add(f);
+    for (const rule of faults) added.push({ id: azure.servers.faults.add(rule), rule });
     await stored(t0, 0.1);
     await killAndRestart('kill 1');
     await stored(t0, 0.5);
     await killAndRestart('kill 2');
   });
   log(`storm: ${storm.length} rotated in ${(stormMs / 1000).toFixed(1)} s`);
+  const served = faultsServed(added, azure.servers.faults);
   azure.servers.faults.clear();
 
   /** No message visible or invisible on the work queues, nothing running, twice in a row. */
@@ -374,6 +401,7 @@ async function main(): Promise<number> {
       'faulted / fault-free',
       `${((rate(storm.length, stormMs) / rate(calm.length, calmMs)) * 100).toFixed(0)} %`,
     ],
+    ['storm faults served (of planned)', served],
     [
       'credentials minted per rotation',
       `${(minted / Math.max(1, verdict.rotations)).toFixed(2)} (calm ${(calmCreated / Math.max(1, calm.length)).toFixed(2)})`,
