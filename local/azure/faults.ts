@@ -136,6 +136,8 @@ export class Faults {
 /** Request counts per `service[/instance] METHOD route`. */
 export class RequestCounts {
   private counts = new Map<string, number>();
+  /** Injected latency actually held per label (ms): a timer of 5 ms fires after 5 ms or later. */
+  private held = new Map<string, number>();
 
   static label(key: Omit<RequestKey, 'path'>): string {
     const service = key.instance ? `${key.service}/${key.instance}` : key.service;
@@ -147,8 +149,18 @@ export class RequestCounts {
     this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
   }
 
+  recordHeld(key: RequestKey, ms: number): void {
+    const label = RequestCounts.label(key);
+    this.held.set(label, (this.held.get(label) ?? 0) + ms);
+  }
+
   snapshot(): Record<string, number> {
     return Object.fromEntries([...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  /** Injected latency held per label (ms), as `snapshot` counts requests. */
+  heldSnapshot(): Record<string, number> {
+    return Object.fromEntries([...this.held.entries()].sort(([a], [b]) => a.localeCompare(b)));
   }
 
   /** Sum of counts whose label starts with the prefix, e.g. `keyvault/vault1 GET`. */
@@ -160,5 +172,6 @@ export class RequestCounts {
 
   reset(): void {
     this.counts.clear();
+    this.held.clear();
   }
 }

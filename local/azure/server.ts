@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureCertificates, type Certificates } from './certs';
 import { Faults, RequestCounts, type FaultRule, type RequestKey } from './faults';
@@ -149,7 +150,11 @@ export class LocalServers {
     if (!isControl) this.counts.record(key);
 
     const fault = isControl ? undefined : this.faults.take(key);
-    if (fault?.latencyMs) await sleep(fault.latencyMs);
+    if (fault?.latencyMs) {
+      const slept = performance.now();
+      await sleep(fault.latencyMs);
+      this.counts.recordHeld(key, performance.now() - slept);
+    }
     if (fault?.drop) {
       req.socket.destroy();
       return;

@@ -103,6 +103,12 @@ export interface ScanRun {
    * nextLink is in the previous page), vaults in parallel, so the longest vault's pages × latency.
    */
   floorMs: number;
+  /**
+   * The same floor as the emulator held it in the median run: its longest vault's list latency, timed
+   * around each injected sleep (a 5 ms timer fires after 5 ms or later). The gap to `floorMs` is the
+   * timers', not the scanner's.
+   */
+  heldFloorMs: number;
   /** The scanner found as many opted-in and due secrets as were seeded. */
   planMatchesSeed: boolean;
   scanner: {
@@ -130,17 +136,21 @@ export interface ScanRun {
 /** Key Vault requests per vault by route, from the emulator's counts. */
 function keyVaultCounts(env: BenchEnv, vaults: readonly Vault[]) {
   const counts = env.azure.servers.counts.snapshot();
+  const held = env.azure.servers.counts.heldSnapshot();
   let list = 0;
   let get = 0;
   let total = 0;
+  // The longest vault's list latency as the emulator held it: its pages' timers, however late they fired.
+  let listHeldMs = 0;
   for (const v of vaults) {
     const prefix = `keyvault/${v.name} `;
     list += counts[`${prefix}GET /secrets`] ?? 0;
+    listHeldMs = Math.max(listHeldMs, held[`${prefix}GET /secrets`] ?? 0);
     get +=
       (counts[`${prefix}GET /secrets/:name/?`] ?? 0) + (counts[`${prefix}GET /secrets/:name/:version`] ?? 0);
     for (const [label, n] of Object.entries(counts)) if (label.startsWith(prefix)) total += n;
   }
-  return { list, get, total };
+  return { list, get, total, listHeldMs: Math.round(listHeldMs) };
 }
 
 /**
@@ -206,6 +216,7 @@ export async function benchScan(
       listRequests: scanCounts.list,
       listRequestsMatch: rounds.every((r) => r.counts.list === expected),
       floorMs: Math.max(...perVault.map((n) => Math.max(1, Math.ceil(n / PAGE_SIZE)))) * latencyMs,
+      heldFloorMs: scanCounts.listHeldMs,
       planMatchesSeed: scan.optedIn === seeded.optedIn && scan.due === seeded.due,
       scanner: {
         ms: scan.wallMs,

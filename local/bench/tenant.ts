@@ -67,6 +67,8 @@ interface RotationPhase {
   items: number;
   rotated: number;
   failed: number;
+  /** The first failure's step and reason (none when every rotation succeeded). */
+  firstFailure?: string;
   ms: number;
   perSecond: number;
 }
@@ -126,6 +128,7 @@ async function rotateAll(
   let next = 0;
   let rotated = 0;
   let failed = 0;
+  let firstFailure: string | undefined;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -133,7 +136,11 @@ async function rotateAll(
         const item = items[next++] as { vault: string; secret: string };
         const { outcome } = await engine.rotate(item);
         if (outcome.status === 'rotated') rotated++;
-        else failed++;
+        else {
+          failed++;
+          firstFailure ??=
+            outcome.status === 'failed' ? `${outcome.step}: ${outcome.reason}` : outcome.status;
+        }
       }
     }),
   );
@@ -142,6 +149,7 @@ async function rotateAll(
     items: items.length,
     rotated,
     failed,
+    ...(firstFailure ? { firstFailure } : {}),
     ms: Math.round(ms),
     perSecond: Number(((rotated * 1000) / ms).toFixed(1)),
   };
