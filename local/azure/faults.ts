@@ -133,11 +133,17 @@ export class Faults {
   }
 }
 
+const add = (map: Map<string, number>, label: string, n: number) => map.set(label, (map.get(label) ?? 0) + n);
+const sorted = (map: Map<string, number>): Record<string, number> =>
+  Object.fromEntries([...map.entries()].sort(([a], [b]) => a.localeCompare(b)));
+
 /** Request counts per `service[/instance] METHOD route`. */
 export class RequestCounts {
   private counts = new Map<string, number>();
   /** Injected latency actually held per label (ms): a timer of 5 ms fires after 5 ms or later. */
   private held = new Map<string, number>();
+  /** Requests answered 429 per label (counted in `counts` too: a refused request was still sent). */
+  private throttled = new Map<string, number>();
 
   static label(key: Omit<RequestKey, 'path'>): string {
     const service = key.instance ? `${key.service}/${key.instance}` : key.service;
@@ -145,22 +151,29 @@ export class RequestCounts {
   }
 
   record(key: RequestKey): void {
-    const label = RequestCounts.label(key);
-    this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
+    add(this.counts, RequestCounts.label(key), 1);
   }
 
   recordHeld(key: RequestKey, ms: number): void {
-    const label = RequestCounts.label(key);
-    this.held.set(label, (this.held.get(label) ?? 0) + ms);
+    add(this.held, RequestCounts.label(key), ms);
+  }
+
+  recordThrottled(key: RequestKey): void {
+    add(this.throttled, RequestCounts.label(key), 1);
   }
 
   snapshot(): Record<string, number> {
-    return Object.fromEntries([...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    return sorted(this.counts);
   }
 
   /** Injected latency held per label (ms), as `snapshot` counts requests. */
   heldSnapshot(): Record<string, number> {
-    return Object.fromEntries([...this.held.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    return sorted(this.held);
+  }
+
+  /** Requests answered 429 per label. */
+  throttledSnapshot(): Record<string, number> {
+    return sorted(this.throttled);
   }
 
   /** Sum of counts whose label starts with the prefix, e.g. `keyvault/vault1 GET`. */
@@ -173,5 +186,6 @@ export class RequestCounts {
   reset(): void {
     this.counts.clear();
     this.held.clear();
+    this.throttled.clear();
   }
 }

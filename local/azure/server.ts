@@ -190,6 +190,7 @@ export class LocalServers {
     } catch (e) {
       if (await this.answerLost(fault, req)) return;
       if (e instanceof HttpError) {
+        if (e.status === 429) this.counts.recordThrottled(key);
         this.send(res, { status: e.status, headers: e.headers, body: e.body });
       } else {
         const message = e instanceof Error ? e.message : String(e);

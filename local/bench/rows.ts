@@ -117,7 +117,7 @@ export function tenantRows(t: TenantRun, small: MemoryRun): Row[] {
       value: t.listRequests,
       baseline: t.expectedListRequests,
       unit: '',
-      note: t.listRequests === t.expectedListRequests ? 'match' : 'MISMATCH',
+      note: `${t.listRequests === t.expectedListRequests ? 'match' : 'MISMATCH'}; answered requests (${t.listRequestsThrottled} more were refused with a 429 and sent again)`,
     },
     {
       metric: `${label}: fan-out wall time vs one vault at a time`,

@@ -240,6 +240,10 @@ describe('faults', () => {
     expect(r.status).toBe(200);
     expect(r.ms).toBeGreaterThanOrEqual(390);
     expect(azure().sink.forChannel('slow')).toHaveLength(1);
+    // The latency the emulator held, as timed around the sleep.
+    const held = azure().servers.counts.heldSnapshot()['sink POST /sink/:channel'];
+    expect(held).toBeGreaterThanOrEqual(399);
+    expect(held).toBeLessThanOrEqual(r.ms + 1);
   });
 
   test('drop destroys the connection: undici reports a socket error', async () => {

@@ -579,8 +579,13 @@ describe('service limits (throttling), per vault and per subscription', () => {
     await client.getSecret('limited'); // the challenge, before the limit is set
     Object.assign(limits(), { otherPerVault: 3, windowMs: 1_500 });
     exchanges.length = 0;
+    azure().servers.counts.reset();
     for (let i = 0; i < 3; i++) await client.getSecret('limited');
     const refused = await failure(client.getSecret('limited'));
+    // The request counts show all four sent, and the one refused.
+    const label = `keyvault/${VAULT} GET /secrets/:name/?`;
+    expect(azure().servers.counts.snapshot()[label]).toBe(4);
+    expect(azure().servers.counts.throttledSnapshot()).toEqual({ [label]: 1 });
     expect(refused.statusCode).toBe(429);
     expect(refused.code).toBe('Throttled');
     expect(refused.message).toBe(
