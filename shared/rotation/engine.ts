@@ -8,7 +8,14 @@ import type { Vault, Vaults } from '../clients/keyvault';
 import type { Locks } from '../clients/lock';
 import { TIMEOUTS } from '../clients/timeouts';
 import type { Notices } from '../clients/notices';
-import { proves, targetKey, type Issuance, type IssuanceChange, type IssuanceRecord } from '../issuance';
+import {
+  proves,
+  targetKey,
+  type Claimant,
+  type Issuance,
+  type IssuanceChange,
+  type IssuanceRecord,
+} from '../issuance';
 import { firstFailureToday } from '../notifications/dedupe';
 import { notification, type Notification, type NotificationKind } from '../notifications/notification';
 import { isKeyVaultName, readPolicy, type RotationPolicy } from '../policy';
@@ -713,12 +720,13 @@ export class RotationEngine {
             c.id !== policy.state.credentialId &&
             !proves(s.records, policy.kind, s.target, c.id),
         );
-        // A credential another secret's record holds (a sibling on a shared target whose marker
-        // matches by chance) is that secret's, never this request's orphan.
+        // A credential another record claims (a sibling on a shared target whose marker matches by
+        // chance) is that secret's, never this request's orphan. A claim naming this very request is
+        // its own: the host died after the claim and before the record took the id.
         const claimed = await Promise.all(
           candidates.map((c) => step('reconcile', () => this.options.issuance.claimant(s.target, c.id))),
         );
-        ids = candidates.filter((_, i) => !claimed[i]).map((c) => c.id);
+        ids = candidates.filter((_, i) => !claimed[i] || sameRequest(claimed[i], record)).map((c) => c.id);
         if (ids.length === 0) {
           // Nothing carries its marker: the provider created nothing, once it can no longer act on the
           // request. Until then the record stays open (and, after a rotation, so does its tag).
@@ -749,6 +757,15 @@ export class RotationEngine {
       ? ({ status: 'revoked', credentialIds: revoked } as OpResult)
       : ({ status: 'skipped', reason: 'no orphaned credentials' } as OpResult);
   }
+}
+
+/** Whether a claim names this record's request (records hold names lower-cased). */
+function sameRequest(claim: Claimant, record: IssuanceRecord): boolean {
+  return (
+    claim.vault === record.vault &&
+    claim.secret === record.secret &&
+    claim.rotationId.toLowerCase() === record.rotationId.toLowerCase()
+  );
 }
 
 /** Whether a listed credential carries a rotation's marker: the rotator's own check, else its marker. */

@@ -5,8 +5,9 @@
  * is completed, never revoked.
  */
 import { randomUUID } from 'node:crypto';
-import { MARKER_PREFIX, TAGS } from '../../../shared/constants';
-import { targetKey } from '../../../shared/issuance';
+import { createBlobServiceClient } from '../../../shared/clients/lock';
+import { MARKER_PREFIX, STORAGE, TAGS } from '../../../shared/constants';
+import { BlobIssuance, targetKey } from '../../../shared/issuance';
 import { ROTATORS } from '../../../shared/rotators';
 import { useLocalAzure } from '../../support/localAzure';
 import { credentialWorks, type SecretKey } from '../../support/probes';
@@ -269,4 +270,40 @@ test('revoke-previous never revokes the credential the vault holds, even one thi
   if (result.outcome.status === 'failed')
     expect(result.outcome.reason).toMatch(/is the credential the vault holds now: nothing was revoked/);
   expect(await credentialWorks(tenant, 'app', current.value!)).toMatchObject({ works: true });
+});
+
+test('a lost answer whose id was claimed before the host died, with no record holding it, is revoked: the claim is its own', async () => {
+  const lost = await lostAnswer('app', 'entra-app-secret');
+  const { tenant, services, secret, orphan, initial } = lost;
+  // The host dies between the two writes of `issued`: the claim is written, the record is not.
+  const record = (await services.issuance.list(tenant.vaultName, secret)).find(
+    (r) => r.rotationId === lost.rotationId,
+  )!;
+  const container = createBlobServiceClient(services.settings, services.credential).getContainerClient(
+    STORAGE.issuanceContainer,
+  );
+  const dying = new BlobIssuance(
+    new Proxy(container, {
+      get: (target, p) => {
+        if (p === 'getBlockBlobClient')
+          return (name: string) =>
+            name.startsWith('_targets/')
+              ? target.getBlockBlobClient(name)
+              : { upload: () => Promise.reject(new Error('the host was killed')) };
+        const value: unknown = Reflect.get(target, p);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }),
+  );
+  await expect(
+    dying.update(record, { state: 'issued', credentialId: orphan.id, at: new Date(azure().clock.now()) }),
+  ).rejects.toThrow('the host was killed');
+  expect(await services.issuance.claimant(lost.key, orphan.id)).toMatchObject({
+    rotationId: lost.rotationId,
+  });
+
+  const result = await services.engine.reconcile({ vault: tenant.vaultName, secret });
+  expect(result.outcome).toMatchObject({ status: 'revoked', credentialIds: [orphan.id] });
+  expect(await credentialWorks(tenant, 'app', orphan.value)).toMatchObject({ works: false });
+  expect(await credentialWorks(tenant, 'app', initial)).toMatchObject({ works: true });
 });
