@@ -44,6 +44,11 @@ export const faultSchema = z
     answerDelayMs: z.number().int().nonnegative().max(120_000).optional(),
     /** Apply to the next N matching requests, then disappear; absent means until cleared. */
     times: z.number().int().positive().optional(),
+    /**
+     * Apply to one in every N matching requests (the Nth, the 2Nth, …), the others pass on to the
+     * next rule: a burst spread over the traffic instead of served to its first requests.
+     */
+    every: z.number().int().positive().optional(),
   })
   .refine(
     (f) =>
@@ -86,6 +91,8 @@ interface ActiveFault {
   rule: FaultRule;
   regex?: RegExp;
   remaining: number;
+  /** Matching requests seen, for `every`. */
+  seen: number;
 }
 
 /** Fault rules, applied in the order they were added; the first match wins. */
@@ -100,6 +107,7 @@ export class Faults {
       rule,
       regex: rule.pathPattern ? new RegExp(rule.pathPattern) : undefined,
       remaining: rule.times ?? Infinity,
+      seen: 0,
     });
     return id;
   }
@@ -119,12 +127,13 @@ export class Faults {
   /** Returns the rule that applies to this request and consumes one use of it. */
   take(key: RequestKey): FaultRule | undefined {
     const hit = this.rules.find(
-      ({ rule, regex }) =>
-        (rule.service === undefined || rule.service === key.service) &&
-        (rule.instance === undefined || rule.instance === key.instance) &&
-        (rule.method === undefined || rule.method === key.method) &&
-        (rule.route === undefined || rule.route === key.route) &&
-        (regex === undefined || regex.test(key.path)),
+      (f) =>
+        (f.rule.service === undefined || f.rule.service === key.service) &&
+        (f.rule.instance === undefined || f.rule.instance === key.instance) &&
+        (f.rule.method === undefined || f.rule.method === key.method) &&
+        (f.rule.route === undefined || f.rule.route === key.route) &&
+        (f.regex === undefined || f.regex.test(key.path)) &&
+        (f.rule.every === undefined || ++f.seen % f.rule.every === 0),
     );
     if (!hit) return undefined;
     hit.remaining -= 1;

@@ -1,5 +1,6 @@
 /**
- * `npm run chaos [-- --profile full|short]`: the storm, a benchmark (not a timed test). Local Azure in
+ * `npm run chaos [-- --profile full|short] [--faults spread|front]`: the storm, a benchmark (not a
+ * timed test; faults: see stormFaults). Local Azure in
  * this process, Azurite behind a Storage fault point, the function app on the local Functions host in
  * a child process that the storm kills and restarts. Two cohorts of the same mix: the calm one rotates
  * without faults, the storm one under the fault timeline (throttling, drops, lost answers, latency past
@@ -34,6 +35,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const { values } = parseArgs({
   options: {
     profile: { type: 'string', default: 'full' },
+    faults: { type: 'string', default: 'spread' },
   },
 });
 const profileName = values.profile as keyof typeof PROFILES;
@@ -42,6 +44,11 @@ if (!profile) {
   console.error(`--profile must be one of ${Object.keys(PROFILES).join(', ')}`);
   process.exit(2);
 }
+if (values.faults !== 'spread' && values.faults !== 'front') {
+  console.error('--faults must be spread or front');
+  process.exit(2);
+}
+const spread = values.faults === 'spread';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
@@ -100,9 +107,37 @@ class Instance {
   }
 }
 
-/** The storm's faults, sized to the cohort. Create endpoints: PAT, SP secret, Entra app secret. */
-function stormFaults(n: number): FaultRule[] {
+/**
+ * Requests per rotation on a fault's route, as the calm cohort of the full profile makes them
+ * (504 rotations): Key Vault GETs 1.1 (reads and list pages), PUTs 1, each create endpoint 1/3 (a
+ * third of the secrets per kind), queue polls 0.8, queue sends 2 (rotation and notice), lease
+ * writes 2, blob writes 8.3 (records, claims, notices, locks).
+ */
+const PER_ROTATION = {
+  kvGet: 1.1,
+  kvPut: 1,
+  create: 1 / 3,
+  queueGet: 0.8,
+  queueSend: 2,
+  lease: 2,
+  blobPut: 8.3,
+} as const;
+
+/**
+ * The storm's faults, sized to the cohort: k of most per 25 rotations. Create endpoints: PAT, SP
+ * secret, Entra app secret.
+ *
+ * Spread (the default): a fault rate, as a flaky dependency has. Each rule serves one in `every`
+ * matching requests, so that its faults fall evenly over the first 80 % of the traffic the cohort
+ * makes on the route without faults (PER_ROTATION); a storm makes at least as much (retries add).
+ * Front (`--faults front`): each rule serves the first matching requests. A burst counted in requests
+ * lasts as long as its victims take to make them: 40 Key Vault 429s with Retry-After 1 s, met by the
+ * four vaults' list chains one page at a time, throttle every scan for 10 s.
+ */
+function stormFaults(n: number, spread: boolean): FaultRule[] {
   const k = Math.max(2, Math.round(n / 25));
+  const over = (perRotation: number, times: number) =>
+    spread ? { every: Math.max(1, Math.floor((0.8 * perRotation * n) / times)) } : {};
   const creates: Pick<FaultRule, 'service' | 'method' | 'route'>[] = [
     { service: 'databricks', method: 'POST', route: '/api/2.0/token/create' },
     {
@@ -113,22 +148,58 @@ function stormFaults(n: number): FaultRule[] {
     { service: 'graph', method: 'POST', route: '/graph/v1.0/:appIdKey/addPassword' },
   ];
   return [
-    // Key Vault throttling bursts and store failures.
-    { service: 'keyvault', method: 'GET', status: 429, retryAfterSeconds: 1, times: 2 * k, body: throttled },
-    { service: 'keyvault', method: 'PUT', status: 503, times: k, body: busy },
-    { service: 'keyvault', method: 'PUT', lostAnswer: true, times: k },
+    // Key Vault throttling and store failures.
+    {
+      service: 'keyvault',
+      method: 'GET',
+      status: 429,
+      retryAfterSeconds: 1,
+      times: 2 * k,
+      ...over(PER_ROTATION.kvGet, 2 * k),
+      body: throttled,
+    },
+    {
+      service: 'keyvault',
+      method: 'PUT',
+      status: 503,
+      times: k,
+      ...over(PER_ROTATION.kvPut, 2 * k),
+      body: busy,
+    },
+    { service: 'keyvault', method: 'PUT', lostAnswer: true, times: k, ...over(PER_ROTATION.kvPut, 2 * k) },
     // Every create endpoint: dropped, done-but-answer-lost, slower than the client waits.
     ...creates.flatMap((c): FaultRule[] => [
-      { ...c, drop: true, times: k },
-      { ...c, lostAnswer: true, times: k },
-      { ...c, latencyMs: 17_000, times: 2 },
-      { ...c, status: 503, times: k },
+      { ...c, drop: true, times: k, ...over(PER_ROTATION.create, k) },
+      { ...c, lostAnswer: true, times: k, ...over(PER_ROTATION.create, k) },
+      { ...c, latencyMs: 17_000, times: 2, ...over(PER_ROTATION.create, 2) },
+      { ...c, status: 503, times: k, ...over(PER_ROTATION.create, k) },
     ]),
-    // Storage: leases, queue messages, blobs (records), one lost answer on a queue send.
-    { service: 'blob', route: 'lease', status: 503, times: k },
-    { service: 'queue', route: 'messages', method: 'GET', status: 503, times: k },
-    { service: 'queue', route: 'messages', method: 'POST', lostAnswer: true, times: 3 },
-    { service: 'blob', route: 'blob', method: 'PUT', status: 500, times: k },
+    // Storage: leases, queue messages, blobs (records), lost answers on queue sends.
+    { service: 'blob', route: 'lease', status: 503, times: k, ...over(PER_ROTATION.lease, k) },
+    {
+      service: 'queue',
+      route: 'messages',
+      method: 'GET',
+      status: 503,
+      times: k,
+      ...over(PER_ROTATION.queueGet, k),
+    },
+    {
+      service: 'queue',
+      route: 'messages',
+      method: 'POST',
+      lostAnswer: true,
+      times: 3,
+      ...over(PER_ROTATION.queueSend, 3),
+    },
+    {
+      service: 'blob',
+      route: 'blob',
+      method: 'PUT',
+      status: 500,
+      times: k,
+      ...over(PER_ROTATION.blobPut, k),
+    },
   ];
 }
 const throttled = { error: { code: 'Throttled', message: 'Too many requests' } };
@@ -282,7 +353,7 @@ async function main(): Promise<number> {
   const calmCreated = seen.size - seeded;
 
   tenant.makeStormDue();
-  const faults = stormFaults(storm.length);
+  const faults = stormFaults(storm.length, spread);
   // The kills land while the storm's rotations run: once a tenth, then a half of the cohort is stored.
   const stored = async (t0: number, share: number) => {
     while (rotatedSince(storm, t0) < storm.length * share) await sleep(50);
@@ -363,7 +434,7 @@ async function main(): Promise<number> {
   const rows: [string, string][] = [
     [
       'profile',
-      `${profileName}: ${tenant.secrets.length} secrets, ${tenant.vaults.length} vaults, ${shared} on shared targets`,
+      `${profileName}: ${tenant.secrets.length} secrets, ${tenant.vaults.length} vaults, ${shared} on shared targets, faults ${values.faults}`,
     ],
     ['secrets checked', String(verdict.checked)],
     ['working', String(verdict.working)],

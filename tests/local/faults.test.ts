@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { faultSchema } from '../../local/azure/faults';
+import { faultSchema, Faults } from '../../local/azure/faults';
 import { startStorageFaultPoint, type StorageFaultPoint } from '../../local/azure/storage-proxy';
 import type { AzuriteHandle } from '../../local/azurite';
 import { isTransient } from '../../shared/errors';
@@ -36,6 +36,21 @@ test('a rule acts before the handler (status, drop) or after it (lostAnswer, ans
   expect(faultSchema.safeParse({ answerDelayMs: 100 }).success).toBe(true);
   expect(faultSchema.safeParse({ status: 500, lostAnswer: true }).success).toBe(false);
   expect(faultSchema.safeParse({}).success).toBe(false);
+});
+
+test('a rule with `every` serves one in N matching requests until its times are used; the rest pass to the next rule', () => {
+  const faults = new Faults();
+  faults.add({ service: 'keyvault', method: 'GET', status: 429, every: 3, times: 2 });
+  faults.add({ service: 'keyvault', method: 'GET', drop: true, every: 2 });
+  const key = { service: 'keyvault', method: 'GET', route: '/secrets', path: '/secrets' };
+  const served = Array.from({ length: 12 }, () => {
+    const rule = faults.take(key);
+    return rule?.status ?? (rule?.drop ? 'drop' : '-');
+  });
+  // 429 on the 3rd and 6th; the others reach the drop rule, which takes every 2nd of those it sees.
+  expect(served).toEqual(['-', 'drop', 429, '-', 'drop', 429, '-', 'drop', '-', 'drop', '-', 'drop']);
+  // Other requests neither match nor count.
+  expect(faults.take({ ...key, method: 'PUT' })).toBeUndefined();
 });
 
 describe('done, but the answer was lost', () => {
