@@ -10,9 +10,11 @@ import type { HostSettings, TriggerHost } from './host';
 import { Waker } from './waker';
 
 /**
- * The real host's Storage retries (Azure.Storage's .NET defaults: 3 retries from 0.8 s, exponential),
- * not the JavaScript SDK's 4 s, 8 s, 16 s: a burst of 503s on polling stalls the listener as briefly
- * as it would in Azure.
+ * Close to the real host's Storage retries (Azure.Core's .NET defaults: 3 retries, exponential from
+ * 0.8 s: 0.8, 1.6, 3.2 s), not the JavaScript SDK's default 4 s base: a burst of 503s on polling
+ * stalls the listener about as long as it would in Azure. The JavaScript policy's exponential waits
+ * are (2^(n−1) − 1) × base: 0, 0.8 and 2.4 s before the 2nd, 3rd and 4th try (3.2 s in all, against
+ * 5.6 s in .NET).
  */
 const HOST_RETRY = { retryOptions: { maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 60_000 } };
 
