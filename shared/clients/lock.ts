@@ -6,6 +6,11 @@ import { PermanentError } from '../errors';
 import { deadline, STORAGE_RETRY, TIMEOUTS } from './timeouts';
 
 export interface Lease {
+  /**
+   * Whether the lock is still this worker's: not once a renewal was refused (the lease lapsed and
+   * another worker may hold it) or no renewal has succeeded for a whole lease period.
+   */
+  held(): boolean;
   /** `discard`: also delete the lock blob (the secret does not exist, so no blob is left behind for it). */
   release(options?: { discard?: boolean }): Promise<void>;
 }
@@ -53,6 +58,7 @@ export class BlobLeaseLocks implements Locks {
   constructor(
     private readonly container: ContainerClient,
     private readonly leaseSeconds = LEASE_SECONDS,
+    private readonly renewEveryMs = (leaseSeconds * 1000) / 3,
   ) {}
 
   static fromSettings(settings: Settings, credential: TokenCredential): BlobLeaseLocks {
@@ -77,18 +83,30 @@ export class BlobLeaseLocks implements Locks {
       if (!(e instanceof RestError && (e.statusCode === 409 || e.statusCode === 412))) throw e;
     }
     const leaseClient = blob.getBlobLeaseClient();
+    // The lease runs from when Storage took the request: from before it was sent, to be safe.
+    let since = Date.now();
     try {
       await leaseClient.acquireLease(this.leaseSeconds, { abortSignal: signal() });
     } catch (e) {
       if (e instanceof RestError && e.statusCode === 409) return undefined;
       throw e;
     }
-    const renew = setInterval(
-      () => void leaseClient.renewLease({ abortSignal: signal() }).catch(() => undefined),
-      (this.leaseSeconds * 1000) / 3,
-    );
+    let refused = false;
+    // A renewal that fails for a while (a Storage blip) is tried again at the next tick; the lease
+    // holds until `since` + leaseSeconds whatever happens meanwhile.
+    const renew = setInterval(() => {
+      const sent = Date.now();
+      leaseClient.renewLease({ abortSignal: signal() }).then(
+        () => (since = Math.max(since, sent)),
+        (e: unknown) => {
+          // 409 LeaseIdMismatch / LeaseNotPresent: the lease lapsed and is someone else's, or nobody's.
+          if (e instanceof RestError && (e.statusCode === 409 || e.statusCode === 412)) refused = true;
+        },
+      );
+    }, this.renewEveryMs);
     renew.unref();
     return {
+      held: () => !refused && Date.now() - since < this.leaseSeconds * 1000,
       release: async (options) => {
         clearInterval(renew);
         if (options?.discard)

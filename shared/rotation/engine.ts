@@ -3,29 +3,33 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyVaultSecret } from '@azure/keyvault-secrets';
 import type { Settings } from '../config';
 import { MARKER_PREFIX, TAGS } from '../constants';
-import { errorFacts, isTransient, PermanentError, type ErrorFacts } from '../errors';
+import { errorFacts, isTransient, PermanentError, TransientError, type ErrorFacts } from '../errors';
 import type { Vault, Vaults } from '../clients/keyvault';
 import type { Locks } from '../clients/lock';
 import { TIMEOUTS } from '../clients/timeouts';
 import type { Notices } from '../clients/notices';
-import {
-  proves,
-  targetKey,
-  type Claimant,
-  type Issuance,
-  type IssuanceChange,
-  type IssuanceRecord,
-} from '../issuance';
+import { proves, targetKey, type Issuance, type IssuanceRecord } from '../issuance';
 import { firstFailureToday } from '../notifications/dedupe';
-import { notification, type Notification, type NotificationKind } from '../notifications/notification';
-import { isKeyVaultName, readPolicy, type RotationPolicy } from '../policy';
+import { notification, type Notification } from '../notifications/notification';
+import { isKeyVaultName, readPolicy } from '../policy';
 import { redactError, registerSecret } from '../redact';
-import type { CredentialInfo, NewCredential, Rotator, RotatorDeps, SecretContext } from '../rotators/types';
+import type { CredentialInfo, NewCredential, Rotator, RotatorDeps } from '../rotators/types';
+import { reconcileLocked, type ReconcileOptions } from './reconcile';
+import {
+  advance,
+  checkBinding,
+  openRecords,
+  step,
+  StepFailure,
+  updateTags,
+  type OpResult,
+  type Session,
+} from './session';
 
 export type Step =
   'lock' | 'read' | 'policy' | 'binding' | 'create' | 'verify' | 'store' | 'revoke' | 'reconcile';
 
-interface OutcomeBase {
+export interface OutcomeBase {
   vault: string;
   secret: string;
   kind?: string;
@@ -92,8 +96,6 @@ export interface EngineOptions {
 }
 
 const DAY_MS = 86_400_000;
-/** Clock skew allowed between this service and a provider when matching creation times. */
-const SKEW_MS = 60_000;
 /**
  * How long after a create request its provider may still act on it: a request that timed out or lost
  * its connection can be carried out later (the client gave up, the provider did not). Twice the whole
@@ -103,42 +105,6 @@ const SKEW_MS = 60_000;
 export const IN_FLIGHT_MS =
   2 * (TIMEOUTS.keyVault.callMs + Math.max(TIMEOUTS.graph.callMs, TIMEOUTS.databricks.callMs));
 
-/** A failure at a named step; `session` turns it into a `failed` outcome. */
-class StepFailure extends Error {
-  constructor(
-    readonly step: Step,
-    readonly error: unknown,
-  ) {
-    super(redactError(error));
-  }
-}
-
-async function step<T>(name: Step, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    throw e instanceof StepFailure ? e : new StepFailure(name, e);
-  }
-}
-
-/** Everything an operation on one secret knows once it holds the lock and has read the secret. */
-interface Session {
-  vault: Vault;
-  current: KeyVaultSecret;
-  policy: RotationPolicy;
-  ctx: SecretContext;
-  rotationId: string;
-  now: Date;
-  dryRun: boolean;
-  /** `targetKey(kind, target)`, as the issuance records name it. */
-  target: string;
-  /** This secret's issuance records, read once per operation under the lock. */
-  records: IssuanceRecord[];
-  notify(kind: NotificationKind, details: Notification['details']): void;
-}
-
-type OpResult = Omit<Outcome, keyof OutcomeBase> & { kind?: never };
-
 /**
  * The rotation protocol (design section 3), one engine for the Event Grid handler and the queue
  * worker: lock, re-read, create, verify, store, compensate, revoke the previous after the grace
@@ -147,14 +113,19 @@ type OpResult = Omit<Outcome, keyof OutcomeBase> & { kind?: never };
 export class RotationEngine {
   private readonly now: () => Date;
   private readonly verifyPolicy: { attempts: number; delayMs: number };
-  private readonly orphanSafetyMs: number;
-  private readonly inFlightMs: number;
+  private readonly reconciling: ReconcileOptions;
 
   constructor(private readonly options: EngineOptions) {
     this.now = options.now ?? (() => new Date());
     this.verifyPolicy = options.verify ?? { attempts: 6, delayMs: 2_000 };
-    this.orphanSafetyMs = options.orphanSafetyMs ?? 15 * 60_000;
-    this.inFlightMs = options.inFlightMs ?? IN_FLIGHT_MS;
+    this.reconciling = {
+      settings: options.settings,
+      issuance: options.issuance,
+      deps: options.deps,
+      now: this.now,
+      orphanSafetyMs: options.orphanSafetyMs ?? 15 * 60_000,
+      inFlightMs: options.inFlightMs ?? IN_FLIGHT_MS,
+    };
   }
 
   /** Rotates the secret if it is due (or forced). */
@@ -169,7 +140,7 @@ export class RotationEngine {
 
   /** Revokes credentials this service created for the secret that the vault does not reference. */
   reconcile(req: SecretRequest): Promise<RotationResult> {
-    return this.session(req, (s) => this.reconcileLocked(s, false));
+    return this.session(req, (s) => reconcileLocked(s, false, this.reconciling));
   }
 
   private async session(req: SecretRequest, op: (s: Session) => Promise<OpResult>): Promise<RotationResult> {
@@ -277,6 +248,7 @@ export class RotationEngine {
       kind = result.policy.kind;
       recipients = result.policy.notify;
       const session: Session = {
+        lease,
         vault,
         current,
         policy: result.policy,
@@ -339,13 +311,13 @@ export class RotationEngine {
       } as OpResult;
     }
 
-    await step('binding', () => this.checkBinding(s));
+    await step('binding', () => checkBinding(s, this.options.settings, this.options.deps));
     const lifetimeSeconds = policy.validityDays * 86_400;
     if (s.dryRun) {
       return {
         status: 'planned',
         plan: [
-          ...(this.open(s).length ? ['reconcile the credentials of an interrupted rotation'] : []),
+          ...(openRecords(s).length ? ['reconcile the credentials of an interrupted rotation'] : []),
           ...(pending ? [`revoke previous credential ${pending} if this service issued it`] : []),
           `create a ${policy.kind} credential for ${rotator.describe(policy.target)} valid ${policy.validityDays} days`,
           'verify it',
@@ -354,7 +326,7 @@ export class RotationEngine {
       } as OpResult;
     }
     // Clean up after an interrupted rotation first (its records say what it asked for).
-    if (this.open(s).length) await this.reconcileLocked(s, true);
+    if (openRecords(s).length) await reconcileLocked(s, true, this.reconciling);
     // A credential two generations old must not block the rotation of one about to expire: if it cannot
     // be revoked now, rotate anyway and say so.
     let unrevoked: string | undefined;
@@ -368,6 +340,7 @@ export class RotationEngine {
 
     const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${rotationId}`;
     const untouched = { ...current.properties.tags };
+    stillLocked(s, 'asking the provider for a credential');
     // Recorded before the provider is asked, so even a lost answer leaves a trace that proves it ours.
     let record = await step('create', () =>
       this.options.issuance.begin({
@@ -407,7 +380,11 @@ export class RotationEngine {
     registerSecret(created.value);
     const previous = policy.state.credentialId;
     record = await step('create', () =>
-      this.update(s, record, { state: 'issued', credentialId: created.id, at: this.now() }),
+      advance(this.options.issuance, s, record, {
+        state: 'issued',
+        credentialId: created.id,
+        at: this.now(),
+      }),
     ).catch(async (e: unknown) => {
       // Without its record the new credential could never be proven ours: take it back now.
       await this.compensate(s, created.id, e);
@@ -422,7 +399,7 @@ export class RotationEngine {
       [TAGS.rotationId]: rotationId,
     };
     // An earlier request the provider may still carry out: the scan's reconcile finds it later.
-    const unresolved = this.open(s)[0];
+    const unresolved = openRecords(s)[0];
     if (unresolved) tags[TAGS.rotationStarted] = `${unresolved.rotationId}@${unresolved.createdAt}`;
     let stored: KeyVaultSecret | undefined;
     try {
@@ -434,6 +411,7 @@ export class RotationEngine {
         tags[TAGS.previousCredentialId] = tracked;
         tags[TAGS.revokePreviousAfter] = revokeAfter.toISOString();
       }
+      stillLocked(s, 'storing the new credential (it is revoked again)');
       stored = await step('store', () =>
         s.vault.client.setSecret(ctx.secretName, created.value, {
           expiresOn: created.expiresAt,
@@ -572,31 +550,6 @@ export class RotationEngine {
     }
   }
 
-  /**
-   * The confused-deputy check, before any call that reaches a provider: the target must be bound to
-   * this vault and secret by someone who controls it. ROTATION_BINDINGS (app settings) is read first;
-   * only then, for kinds that keep a binding on the target itself, the target's own tag.
-   */
-  private async checkBinding(s: Session): Promise<void> {
-    const { policy, ctx } = s;
-    const key = policy.rotator.bindingKey(policy.target);
-    if (key === undefined) return;
-    const bound = this.options.settings.ROTATION_BINDINGS.some(
-      (b) =>
-        b.vault.toLowerCase() === ctx.vaultName.toLowerCase() &&
-        (b.secret === '*' || b.secret.toLowerCase() === ctx.secretName.toLowerCase()) &&
-        b.target.toLowerCase() === key.toLowerCase(),
-    );
-    if (bound || (await policy.rotator.hasTargetBinding?.(policy.target, ctx, this.options.deps))) return;
-    throw new PermanentError(
-      `${policy.rotator.describe(policy.target)} is not bound to ${ctx.vaultName}/${ctx.secretName}: ` +
-        `an admin of the target must add "${ctx.vaultName}/${ctx.secretName}=${key}" to ROTATION_BINDINGS` +
-        (policy.rotator.hasTargetBinding
-          ? ` or tag the target "${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}"`
-          : ''),
-    );
-  }
-
   private async revokePreviousLocked(s: Session, force: boolean): Promise<OpResult> {
     const { policy, current, ctx } = s;
     const previous = policy.state.previousCredentialId;
@@ -627,7 +580,7 @@ export class RotationEngine {
             `: nothing was revoked; remove the ${TAGS.previousCredentialId} tag, and revoke the credential by hand if it is yours and unused`,
         ),
       );
-    await step('binding', () => this.checkBinding(s));
+    await step('binding', () => checkBinding(s, this.options.settings, this.options.deps));
     if (s.dryRun) return { status: 'planned', plan: [`revoke previous credential ${previous}`] } as OpResult;
     await step('revoke', () => policy.rotator.revoke(policy.target, previous, ctx, this.options.deps));
     await step('revoke', () => this.options.issuance.update(record, { state: 'revoked', at: this.now() }));
@@ -638,139 +591,18 @@ export class RotationEngine {
     s.notify('previous-revoked', { credentialId: previous, target: policy.rotator.describe(policy.target) });
     return { status: 'revoked', credentialIds: [previous] } as OpResult;
   }
-
-  /** Moves a record forward, in the store and in the session's view of it. */
-  private async update(s: Session, record: IssuanceRecord, change: IssuanceChange): Promise<IssuanceRecord> {
-    const next = await this.options.issuance.update(record, change);
-    s.records = s.records.map((r) => (r.rotationId === next.rotationId ? next : r));
-    return next;
-  }
-
-  /** Records of rotations that asked a provider for a credential and never stored or gave it back. */
-  private open(s: Session): IssuanceRecord[] {
-    return s.records.filter(
-      (r) =>
-        (r.state === 'requested' || r.state === 'issued') &&
-        r.kind === s.policy.kind &&
-        r.target === s.target &&
-        r.rotationId !== s.rotationId,
-    );
-  }
-
-  /** Whether the provider may still carry out the create request of a record that has no answer. */
-  private inFlight(s: Session, record: IssuanceRecord): boolean {
-    return !record.credentialId && s.now.getTime() - Date.parse(record.createdAt) < this.inFlightMs;
-  }
-
-  /**
-   * Orphans are credentials an interrupted rotation of this secret asked for and never stored: found
-   * only through the issuance records, never by tag or time window alone. A record with the
-   * credential's id is revoked by id; one without (the answer was lost) by the marker its request
-   * carried (a comment, a name, or for SP secrets the lifetime: `Rotator.carries`).
-   */
-  private async reconcileLocked(s: Session, forRotation: boolean): Promise<OpResult> {
-    const { policy, current, ctx } = s;
-    // Under the lock no rotation of this secret is in flight; a worker whose lease lapsed may be, until
-    // the safety period has passed. One that never heard back has stopped once its request has.
-    const open = this.open(s).filter(
-      (r) =>
-        forRotation ||
-        (r.credentialId
-          ? Date.parse(r.createdAt) <= s.now.getTime() - this.orphanSafetyMs
-          : !this.inFlight(s, r)),
-    );
-    // The tag is cleared only once no record is left open: a request still in flight keeps it.
-    const clearStarted = async () => {
-      if (!policy.state.rotationStarted || forRotation || s.dryRun || this.open(s).length) return;
-      const tags = { ...current.properties.tags };
-      delete tags[TAGS.rotationStarted];
-      await step('reconcile', () => updateTags(s, tags));
-    };
-    if (open.length === 0) {
-      await clearStarted();
-      return { status: 'skipped', reason: 'no interrupted rotation in the issuance record' } as OpResult;
-    }
-    await step('binding', () => this.checkBinding(s));
-    const revoked: string[] = [];
-    const plan: string[] = [];
-    let listed: CredentialInfo[] | undefined;
-    const list = async () =>
-      (listed ??= await step('reconcile', () => policy.rotator.list(policy.target, ctx, this.options.deps)));
-    for (const record of open) {
-      // The vault holds it (the `stored` write was lost): complete the record, revoke nothing.
-      if (current.properties.tags?.[TAGS.rotationId] === record.rotationId) {
-        if (!s.dryRun)
-          await this.update(s, record, {
-            state: 'stored',
-            version: current.properties.version,
-            at: this.now(),
-          });
-        continue;
-      }
-      let ids = record.credentialId ? [record.credentialId] : [];
-      if (!record.credentialId) {
-        // The answer was lost: the credential is found by the marker its request carried, created
-        // within this rotation's window, never one the vault holds or another record proves.
-        const marker = `${MARKER_PREFIX}:${ctx.vaultName}/${ctx.secretName}:${record.rotationId}`;
-        const since = Date.parse(record.createdAt) - SKEW_MS;
-        const candidates = (await list()).filter(
-          (c) =>
-            c.createdAt.getTime() >= since &&
-            carries(policy.rotator, c, marker) &&
-            c.id !== policy.state.credentialId &&
-            !proves(s.records, policy.kind, s.target, c.id),
-        );
-        // A credential another record claims (a sibling on a shared target whose marker matches by
-        // chance) is that secret's, never this request's orphan. A claim naming this very request is
-        // its own: the host died after the claim and before the record took the id.
-        const claimed = await Promise.all(
-          candidates.map((c) => step('reconcile', () => this.options.issuance.claimant(s.target, c.id))),
-        );
-        ids = candidates.filter((_, i) => !claimed[i] || sameRequest(claimed[i], record)).map((c) => c.id);
-        if (ids.length === 0) {
-          // Nothing carries its marker: the provider created nothing, once it can no longer act on the
-          // request. Until then the record stays open (and, after a rotation, so does its tag).
-          if (this.inFlight(s, record)) continue;
-          if (s.dryRun) plan.push(`close interrupted rotation ${record.rotationId} (nothing was created)`);
-          else await this.update(s, record, { state: 'refused', at: this.now() });
-          continue;
-        }
-      }
-      if (s.dryRun) {
-        plan.push(...ids.map((id) => `revoke orphaned credential ${id}`));
-        continue;
-      }
-      for (const orphan of ids) {
-        await step('reconcile', () => policy.rotator.revoke(policy.target, orphan, ctx, this.options.deps));
-        revoked.push(orphan);
-        s.notify('orphan-revoked', {
-          credentialId: orphan,
-          createdAt: record.createdAt,
-          target: policy.rotator.describe(policy.target),
-        });
-      }
-      await this.update(s, record, { state: 'revoked', credentialId: ids[0], at: this.now() });
-    }
-    if (s.dryRun) return { status: 'planned', plan } as OpResult;
-    await clearStarted();
-    return revoked.length
-      ? ({ status: 'revoked', credentialIds: revoked } as OpResult)
-      : ({ status: 'skipped', reason: 'no orphaned credentials' } as OpResult);
-  }
 }
 
-/** Whether a claim names this record's request (records hold names lower-cased). */
-function sameRequest(claim: Claimant, record: IssuanceRecord): boolean {
-  return (
-    claim.vault === record.vault &&
-    claim.secret === record.secret &&
-    claim.rotationId.toLowerCase() === record.rotationId.toLowerCase()
+/**
+ * Before a step that must not run twice at once: if the lease lapsed (its renewals failed), another
+ * worker may be rotating this secret now. Transient: the queue's retry takes the lock again.
+ */
+function stillLocked(s: Session, before: string): void {
+  if (s.lease.held()) return;
+  throw new StepFailure(
+    'lock',
+    new TransientError(`the lock on ${s.ctx.vaultName}/${s.ctx.secretName} lapsed; stopped before ${before}`),
   );
-}
-
-/** Whether a listed credential carries a rotation's marker: the rotator's own check, else its marker. */
-function carries(rotator: Rotator, c: CredentialInfo, marker: string): boolean {
-  return rotator.carries ? rotator.carries(c, marker) : c.marker?.toLowerCase() === marker.toLowerCase();
 }
 
 /** Whether the provider answered 4xx (or refused a precondition), anywhere in the cause chain. */
@@ -802,12 +634,4 @@ async function readCurrent(vault: Vault, name: string): Promise<KeyVaultSecret |
     if (status === 404) return undefined;
     throw e;
   }
-}
-
-async function updateTags(s: Session, tags: Record<string, string>): Promise<void> {
-  await s.vault.client.updateSecretProperties(s.ctx.secretName, s.current.properties.version as string, {
-    tags,
-  });
-  // Later writes in this session start from what the vault holds now, not from the first read.
-  s.current.properties.tags = tags;
 }

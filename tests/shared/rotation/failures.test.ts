@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { BlobServiceClient, type BlobLeaseClient } from '@azure/storage-blob';
 import { RequestCounts, type FaultRule } from '../../../local/azure/faults';
+import { BlobLeaseLocks, type Locks } from '../../../shared/clients/lock';
 import { MARKER_PREFIX, STORAGE, TAGS } from '../../../shared/constants';
 import type { Outcome, RotationResult, Step } from '../../../shared/rotation/engine';
 import { targetKey } from '../../../shared/issuance';
@@ -389,6 +390,31 @@ describe.each(CASES)('$kind', (kc) => {
 
     const failed = expectFailed(ctx, result, 'store', false);
     expect(failed.reason).toContain(INJECTED);
+    expect(requests(ctx, ctx.routes.create)).toBe(1);
+    expect(requests(ctx, ctx.routes.revoke)).toBeGreaterThanOrEqual(1);
+    await expectUnchangedThenRecovers(ctx, before, ids);
+  });
+
+  test('lock: the lease lapses during the rotation (a renewal refused) → failed(lock) before the store, the new credential revoked', async () => {
+    const ctx = await setup(kc, 'lock lapsed before store');
+    const before = await latest(ctx);
+    const ids = providerIds(ctx);
+    // The real lock, whose lease is lost from its second check on: the one before the store.
+    const real = BlobLeaseLocks.fromSettings(ctx.tenant.settings, ctx.tenant.credential);
+    const locks: Locks = {
+      acquire: async (key) => {
+        const lease = await real.acquire(key);
+        if (!lease) return lease;
+        let checks = 0;
+        return { release: (o) => lease.release(o), held: () => ++checks < 2 && lease.held() };
+      },
+    };
+    const { engine } = createEngine(ctx.tenant, { locks });
+
+    const result = await engine.rotate(ctx.req);
+
+    const failed = expectFailed(ctx, result, 'lock', true);
+    expect(failed.reason).toMatch(/lapsed; stopped before storing the new credential/);
     expect(requests(ctx, ctx.routes.create)).toBe(1);
     expect(requests(ctx, ctx.routes.revoke)).toBeGreaterThanOrEqual(1);
     await expectUnchangedThenRecovers(ctx, before, ids);
