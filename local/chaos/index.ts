@@ -124,8 +124,8 @@ const PER_ROTATION = {
 } as const;
 
 /**
- * The storm's faults, sized to the cohort: k of most per 25 rotations. Create endpoints: PAT, SP
- * secret, Entra app secret.
+ * The storm's faults, sized to the cohort: most rules serve k, one per 25 rotations. Create endpoints:
+ * PAT, SP secret, Entra app secret.
  *
  * Spread (the default): a fault rate, as a flaky dependency has. Each rule serves one in `every`
  * matching requests, so that its faults fall evenly over the first 80 % of the traffic the cohort
@@ -148,7 +148,7 @@ function stormFaults(n: number, spread: boolean): FaultRule[] {
     { service: 'graph', method: 'POST', route: '/graph/v1.0/:appIdKey/addPassword' },
   ];
   return [
-    // Key Vault throttling and store failures.
+    // Key Vault throttling and store failures (the two PUT rules share the route's traffic).
     {
       service: 'keyvault',
       method: 'GET',
