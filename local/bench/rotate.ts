@@ -17,6 +17,7 @@ import { createServices } from '../../shared/services';
 import type { WorkItem } from '../../shared/work';
 import type { Vault } from '../azure/state';
 import { createVaults, DAY_SECONDS, settingsEnv, version, type BenchEnv } from './fixtures';
+import { atMost } from './pool';
 import { scanAll } from './scan';
 
 const WORKSPACE = 'bench-ws';
@@ -155,17 +156,11 @@ function perItemDriver(name: string, concurrency: number, one: (item: WorkItem) 
     concurrency: { sequential: '1', concurrent: `${concurrency} (host.json batchSize + newBatchThreshold)` },
     run: async (items, mode, measure) => {
       const statuses: Statuses = {};
-      let next = 0;
-      const measured = await measure(async () => {
-        await Promise.all(
-          Array.from(
-            { length: Math.min(mode === 'sequential' ? 1 : concurrency, items.length) },
-            async () => {
-              while (next < items.length) count(statuses, await one(items[next++] as WorkItem));
-            },
-          ),
-        );
-      });
+      const measured = await measure(() =>
+        atMost(mode === 'sequential' ? 1 : concurrency, items, async (item) =>
+          count(statuses, await one(item)),
+        ),
+      );
       return { measured, statuses };
     },
   };

@@ -11,6 +11,7 @@ import { ManagedIdentityCredential } from '@azure/identity';
 import { Vaults } from '../../shared/clients/keyvault';
 import { parseSettings } from '../../shared/config';
 import type { ChildRequest, ChildResult } from './child';
+import { atMost } from './pool';
 import { profile } from './profile';
 import { scanAll } from './scan';
 
@@ -41,17 +42,11 @@ async function main(): Promise<void> {
   // vaults at a time as the scan takes: an instance never has more vault scans running, and 500 at
   // once (a tenant worker's share) would open 1,000 TLS connections together, whose buffers the
   // process keeps as RSS it then reports for the scan.
-  const names = vaults.names();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(settings.SCAN_CONCURRENCY, names.length) }, async () => {
-      while (next < names.length) {
-        const { client, lister } = vaults.get(names[next++] as string);
-        await client.getSecret('bench-warm-up').catch(() => undefined);
-        if (request.mode === 'scan') await lister.listPropertiesOfSecrets().byPage().next();
-      }
-    }),
-  );
+  await atMost(settings.SCAN_CONCURRENCY, vaults.names(), async (name) => {
+    const { client, lister } = vaults.get(name);
+    await client.getSecret('bench-warm-up').catch(() => undefined);
+    if (request.mode === 'scan') await lister.listPropertiesOfSecrets().byPage().next();
+  });
   const scan = () => scanAll(settings, vaults, { concurrency: settings.SCAN_CONCURRENCY, keep: false });
   if (request.warm && request.mode === 'scan') await scan();
   await new Promise<void>((resolve) => {

@@ -22,6 +22,7 @@ import {
   type BenchEnv,
   type MixStats,
 } from './fixtures';
+import { atMost } from './pool';
 import { profile, type ProfileSummary } from './profile';
 
 /** Key Vault's page size for secret lists, which the scanner asks for. */
@@ -75,14 +76,9 @@ export async function scanAll(
       if (options.keep !== false) result.notifications.push(...items);
     },
   };
-  const names = vaults.names();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(options.concurrency, names.length) }, async () => {
-      while (next < names.length)
-        result.vaults.push(await scanner.scanVault(names[next++] as string, out, { telemetry }));
-    }),
-  );
+  await atMost(options.concurrency, vaults.names(), async (name) => {
+    result.vaults.push(await scanner.scanVault(name, out, { telemetry }));
+  });
   return result;
 }
 

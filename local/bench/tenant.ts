@@ -16,6 +16,7 @@ import { parseSettings } from '../../shared/config';
 import { createServices } from '../../shared/services';
 import { runScanWorkers, type ChildResult } from './child';
 import { createVaults, DAY_SECONDS, settingsEnv, vaultNames, version, type BenchEnv } from './fixtures';
+import { atMost } from './pool';
 import { hostConcurrency } from './rotate';
 import { expectedListRequests, PAGE_SIZE } from './scan';
 
@@ -128,25 +129,18 @@ async function rotateAll(
   items: { vault: string; secret: string }[],
   concurrency: number,
 ): Promise<RotationPhase> {
-  let next = 0;
   let rotated = 0;
   let failed = 0;
   let firstFailure: string | undefined;
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as { vault: string; secret: string };
-        const { outcome } = await engine.rotate(item);
-        if (outcome.status === 'rotated') rotated++;
-        else {
-          failed++;
-          firstFailure ??=
-            outcome.status === 'failed' ? `${outcome.step}: ${outcome.reason}` : outcome.status;
-        }
-      }
-    }),
-  );
+  await atMost(concurrency, items, async (item) => {
+    const { outcome } = await engine.rotate(item);
+    if (outcome.status === 'rotated') rotated++;
+    else {
+      failed++;
+      firstFailure ??= outcome.status === 'failed' ? `${outcome.step}: ${outcome.reason}` : outcome.status;
+    }
+  });
   const ms = performance.now() - started;
   return {
     items: items.length,

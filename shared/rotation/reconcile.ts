@@ -128,12 +128,10 @@ export async function reconcileLocked(
     : ({ status: 'skipped', reason: 'no orphaned credentials' } as OpResult);
 }
 
-/** Whether a claim names this record's request (records hold names lower-cased). */
+/** Whether a claim names this record's request (the claim is written from the record's fields). */
 function sameRequest(claim: Claimant, record: IssuanceRecord): boolean {
   return (
-    claim.vault === record.vault &&
-    claim.secret === record.secret &&
-    claim.rotationId.toLowerCase() === record.rotationId.toLowerCase()
+    claim.vault === record.vault && claim.secret === record.secret && claim.rotationId === record.rotationId
   );
 }
 
