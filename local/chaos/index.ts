@@ -202,6 +202,13 @@ function stormFaults(n: number, spread: boolean): FaultRule[] {
     },
   ];
 }
+/** Counts per 5 s from t0, a `k` after a bucket in which the host was killed: `41 63 k 12 …`. */
+function timeline(times: number[], kills: number[], t0: number): string {
+  const bucket = (t: number) => Math.max(0, Math.floor((t - t0) / 5_000));
+  const counts = new Array<number>(Math.max(...times.map(bucket)) + 1).fill(0);
+  for (const t of times) counts[bucket(t)] = (counts[bucket(t)] ?? 0) + 1;
+  return counts.map((n, i) => `${n}${kills.some((k) => bucket(k) === i) ? ' k' : ''}`).join(' ');
+}
 const throttled = { error: { code: 'Throttled', message: 'Too many requests' } };
 const busy = { error: { code: 'ServiceUnavailable', message: 'The service is busy' } };
 
@@ -282,13 +289,14 @@ async function main(): Promise<number> {
     `seeded ${tenant.secrets.length} secrets in ${tenant.vaults.length} vaults (${shared} on shared targets)`,
   );
 
+  /** When the secret's first version stored by the rotator since `since` was created (ms), if any. */
+  const rotatedAt = (s: ChaosSecret, since: number) =>
+    azure.state.vaults
+      .get(s.vault)!
+      .secrets.get(s.name)!
+      .find((x) => x.tags[TAGS.rotationId] && x.created * 1000 >= since - 1000)?.created;
   const rotatedSince = (cohort: ChaosSecret[], since: number) =>
-    cohort.filter((s) =>
-      azure.state.vaults
-        .get(s.vault)!
-        .secrets.get(s.name)!
-        .some((x) => x.tags[TAGS.rotationId] && x.created * 1000 >= since - 1000),
-    ).length;
+    cohort.filter((s) => rotatedAt(s, since) !== undefined).length;
   // Every credential id ever seen at the providers: minted = seen − seeded.
   const seen = new Set<string>();
   const sample = () => {
@@ -313,7 +321,7 @@ async function main(): Promise<number> {
     let lastTick = 0;
     const timeline = during(t0);
     whatIsLeft = () => {
-      const left = cohort.filter((s) => rotatedSince([s], t0) === 0).map((s) => `${s.vault}/${s.name}`);
+      const left = cohort.filter((s) => rotatedAt(s, t0) === undefined).map((s) => `${s.vault}/${s.name}`);
       return `${left.length} not rotated yet: ${left.slice(0, 10).join(', ')}`;
     };
     while (rotatedSince(cohort, t0) < cohort.length) {
@@ -331,6 +339,7 @@ async function main(): Promise<number> {
   const added: { id: number; rule: FaultRule }[] = [];
   let killing = false;
   let lastKill = 0;
+  const kills: number[] = [];
   const killAndRestart = async (label: string) => {
     killing = true;
     // Wherever the host is: mid-rotation, mid-scan (a scan request's retry takes back its claims).
@@ -338,6 +347,7 @@ async function main(): Promise<number> {
     await sleep(1_500);
     await instance.kill();
     lastKill = Date.now();
+    kills.push(lastKill);
     log(`${label}: host killed (stores and creates answered late were under way)`);
     await sleep(1_000);
     await instance.start();
@@ -358,6 +368,7 @@ async function main(): Promise<number> {
   const stored = async (t0: number, share: number) => {
     while (rotatedSince(storm, t0) < storm.length * share) await sleep(50);
   };
+  const stormT0 = Date.now();
   const stormMs = await phase(storm, async (t0) => {
     for (const rule of faults) added.push({ id: azure.servers.faults.add(rule), rule });
     await stored(t0, 0.1);
@@ -473,6 +484,14 @@ async function main(): Promise<number> {
       `${((rate(storm.length, stormMs) / rate(calm.length, calmMs)) * 100).toFixed(0)} %`,
     ],
     ['storm faults served (of planned)', served],
+    [
+      'storm stored per 5 s (k: a kill)',
+      timeline(
+        storm.map((s) => rotatedAt(s, stormT0)! * 1000),
+        kills,
+        stormT0,
+      ),
+    ],
     [
       'credentials minted per rotation',
       `${(minted / Math.max(1, verdict.rotations)).toFixed(2)} (calm ${(calmCreated / Math.max(1, calm.length)).toFixed(2)})`,
