@@ -203,7 +203,7 @@ function stormFaults(n: number, spread: boolean): FaultRule[] {
   ];
 }
 /** Counts per 5 s from t0, a `k` after a bucket in which the host was killed: `41 63 k 12 …`. */
-function timeline(times: number[], kills: number[], t0: number): string {
+function perFiveSeconds(times: number[], kills: number[], t0: number): string {
   const bucket = (t: number) => Math.max(0, Math.floor((t - t0) / 5_000));
   const counts = new Array<number>(Math.max(...times.map(bucket)) + 1).fill(0);
   for (const t of times) counts[bucket(t)] = (counts[bucket(t)] ?? 0) + 1;
@@ -338,7 +338,6 @@ async function main(): Promise<number> {
   /** The storm's fault rules as added, to count what each served. */
   const added: { id: number; rule: FaultRule }[] = [];
   let killing = false;
-  let lastKill = 0;
   const kills: number[] = [];
   const killAndRestart = async (label: string) => {
     killing = true;
@@ -346,8 +345,7 @@ async function main(): Promise<number> {
     for (const rule of killFaults()) added.push({ id: azure.servers.faults.add(rule), rule });
     await sleep(1_500);
     await instance.kill();
-    lastKill = Date.now();
-    kills.push(lastKill);
+    kills.push(Date.now());
     log(`${label}: host killed (stores and creates answered late were under way)`);
     await sleep(1_000);
     await instance.start();
@@ -368,8 +366,9 @@ async function main(): Promise<number> {
   const stored = async (t0: number, share: number) => {
     while (rotatedSince(storm, t0) < storm.length * share) await sleep(50);
   };
-  const stormT0 = Date.now();
+  let stormT0 = 0;
   const stormMs = await phase(storm, async (t0) => {
+    stormT0 = t0;
     for (const rule of faults) added.push({ id: azure.servers.faults.add(rule), rule });
     await stored(t0, 0.1);
     await killAndRestart('kill 1');
@@ -408,7 +407,7 @@ async function main(): Promise<number> {
     ),
   );
   const settle = Math.max(settings.ANNOUNCE_MISSED_AFTER_MINUTES * 60_000, IN_FLIGHT_MS);
-  const lateAt = Math.max(lastKill, lastStored) + settle + 2_000;
+  const lateAt = Math.max(kills.at(-1) ?? 0, lastStored) + settle + 2_000;
   if (Date.now() < lateAt) await sleep(lateAt - Date.now());
   instance.tick();
   await sleep(1_000);
@@ -486,7 +485,7 @@ async function main(): Promise<number> {
     ['storm faults served (of planned)', served],
     [
       'storm stored per 5 s (k: a kill)',
-      timeline(
+      perFiveSeconds(
         storm.map((s) => rotatedAt(s, stormT0)! * 1000),
         kills,
         stormT0,
